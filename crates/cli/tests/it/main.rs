@@ -1,0 +1,1 @@
+//! Multi-process tests of the real `nova` binary.

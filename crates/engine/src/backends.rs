@@ -1,0 +1,5 @@
+//! Engine backends.
+
+pub(crate) mod llama;
+pub(crate) mod openai_http;
+pub(crate) mod scripted;

@@ -1,0 +1,81 @@
+//! The engine port and its backends.
+//!
+//! An [`Engine`] turns a [`ValidRequest`] into a stream of [`TokenEvent`]s. Backends:
+//! - [`LlamaEngine`]: llama.cpp embedded through `llama-cpp-2`, on a dedicated thread with a
+//!   bounded queue.
+//! - [`OpenAiHttpEngine`]: forwards to any OpenAI-compatible server (llama.cpp's server, Ollama).
+//! - [`ScriptedEngine`]: deterministic and instant, for tests of strategy and fault logic only.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod backends;
+mod error;
+mod output;
+
+use std::fmt;
+
+pub use backends::{
+    llama::{BenchReport, BenchSpec, BenchTest, LlamaConfig, LlamaEngine},
+    openai_http::{OpenAiHttpConfig, OpenAiHttpEngine},
+    scripted::{Script, ScriptedEngine},
+};
+pub use error::EngineError;
+pub use nova_proto::{TokenEvent, ValidRequest};
+pub use output::OutputFilter;
+use tokio::sync::mpsc;
+
+/// The receiving end of one generation. Dropping it cancels the generation.
+pub type TokenStream = mpsc::Receiver<Result<TokenEvent, EngineError>>;
+
+/// What an engine runs and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineInfo {
+    /// Backend name: `llama`, `openai_http` or `scripted`.
+    pub backend: &'static str,
+    /// The model's name as the swarm knows it.
+    pub model: String,
+    /// Model architecture from the GGUF header, when known.
+    pub architecture: Option<String>,
+    /// Context window in tokens, when known.
+    pub n_ctx: Option<u32>,
+    /// Threads used for generation, when known.
+    pub threads: Option<u32>,
+    /// Requests that may wait in the queue.
+    pub queue_capacity: usize,
+}
+
+/// A snapshot of an engine's load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    /// Requests queued or running.
+    pub in_flight: usize,
+    /// Whether a generation is running right now.
+    pub busy: bool,
+    /// False once the engine has stopped and accepts nothing.
+    pub alive: bool,
+}
+
+/// A local or remote language model that generates text.
+pub trait Engine: Send + Sync + fmt::Debug + 'static {
+    /// What this engine runs.
+    fn info(&self) -> &EngineInfo;
+
+    /// Queues `req` and returns its token stream. Never blocks: a full queue is
+    /// [`EngineError::QueueFull`]. Dropping the receiver cancels generation.
+    fn submit(&self, req: ValidRequest) -> Result<TokenStream, EngineError>;
+
+    /// Current load.
+    fn health(&self) -> Health;
+}
+
+/// Collects a whole stream into its text and final event. Cancel-safe: dropping the future
+/// drops the stream, which cancels the generation.
+pub async fn collect(mut stream: TokenStream) -> Result<(String, TokenEvent), EngineError> {
+    let mut text = String::new();
+    while let Some(ev) = stream.recv().await {
+        match ev? {
+            TokenEvent::Token { text: t } => text.push_str(&t),
+            done @ TokenEvent::Done { .. } => return Ok((text, done)),
+        }
+    }
+    Err(EngineError::Shutdown)
+}

@@ -1,0 +1,259 @@
+//! The data dir's model cache: catalog models pulled into `models/`, and a small registry
+//! (`models/registry.json`) of GGUF files added by path.
+
+use std::{
+    fs, io,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    catalog::{self, CatalogModel},
+    gguf::{self, GgufError},
+};
+
+/// Where a model entry comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelOrigin {
+    /// The built-in catalog.
+    Catalog,
+    /// Registered with `nova model add`.
+    Added,
+    /// A path given directly.
+    Path,
+}
+
+/// A model the node can run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelEntry {
+    /// Its name in the swarm.
+    pub name: String,
+    /// The GGUF file.
+    pub path: PathBuf,
+    /// Where it comes from.
+    pub origin: ModelOrigin,
+    /// Whether the file exists.
+    pub present: bool,
+    /// The catalog entry, for catalog models.
+    #[serde(skip)]
+    pub catalog: Option<&'static CatalogModel>,
+}
+
+/// Why a model could not be resolved or registered.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// No such model.
+    #[error("unknown model {name:?}: known models are {known}; or give a path to a .gguf file")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The names known, comma-separated.
+        known: String,
+    },
+    /// A catalog model that has not been pulled.
+    #[error("model {name} is not in the cache ({path}); run `nova model pull {name}`")]
+    NotPulled {
+        /// The model.
+        name: String,
+        /// Where it would be.
+        path: String,
+    },
+    /// A registered file that has gone.
+    #[error("model {name} was added from {path}, which no longer exists")]
+    Missing {
+        /// The model.
+        name: String,
+        /// Its registered path.
+        path: String,
+    },
+    /// The name is taken.
+    #[error("the name {0:?} belongs to a catalog model; choose another with --name")]
+    NameTaken(String),
+    /// The file is not a valid GGUF model.
+    #[error("{path} is not a usable model: {source}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        source: GgufError,
+    },
+    /// The registry could not be read or written.
+    #[error("model registry {path}: {detail}")]
+    Registry {
+        /// The registry file.
+        path: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Registry {
+    models: Vec<Registered>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Registered {
+    name: String,
+    path: PathBuf,
+}
+
+/// The model cache under a data dir.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    dir: PathBuf,
+}
+
+impl Cache {
+    /// The cache of the data dir `data_dir` (its `models/` folder; nothing is created yet).
+    pub fn new(data_dir: &Path) -> Self {
+        Self { dir: data_dir.join("models") }
+    }
+
+    /// The folder holding model files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn registry_path(&self) -> PathBuf {
+        self.dir.join("registry.json")
+    }
+
+    fn registry(&self) -> Result<Registry, CacheError> {
+        let path = self.registry_path();
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| CacheError::Registry {
+                path: path.display().to_string(),
+                detail: format!("unreadable ({e}); fix or delete it"),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Registry::default()),
+            Err(e) => Err(CacheError::Registry { path: path.display().to_string(), detail: e.to_string() }),
+        }
+    }
+
+    fn catalog_entry(&self, m: &'static CatalogModel) -> ModelEntry {
+        let path = self.dir.join(m.file_name);
+        ModelEntry { name: m.name.into(), present: path.is_file(), path, origin: ModelOrigin::Catalog, catalog: Some(m) }
+    }
+
+    /// Every known model: the catalog's (pulled or not) and the registered ones.
+    pub fn list(&self) -> Result<Vec<ModelEntry>, CacheError> {
+        let mut out: Vec<ModelEntry> = catalog::CATALOG.iter().map(|m| self.catalog_entry(m)).collect();
+        for r in self.registry()?.models {
+            out.push(ModelEntry {
+                present: r.path.is_file(),
+                name: r.name,
+                path: r.path,
+                origin: ModelOrigin::Added,
+                catalog: None,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Finds a model by catalog name, registered name or path. A catalog model must be pulled.
+    pub fn resolve(&self, name_or_path: &str) -> Result<ModelEntry, CacheError> {
+        if let Some(m) = catalog::find(name_or_path) {
+            let e = self.catalog_entry(m);
+            if !e.present {
+                return Err(CacheError::NotPulled { name: e.name, path: e.path.display().to_string() });
+            }
+            return Ok(e);
+        }
+        let registry = self.registry()?;
+        if let Some(r) = registry.models.iter().find(|r| r.name == name_or_path) {
+            if !r.path.is_file() {
+                return Err(CacheError::Missing { name: r.name.clone(), path: r.path.display().to_string() });
+            }
+            return Ok(ModelEntry {
+                name: r.name.clone(),
+                path: r.path.clone(),
+                origin: ModelOrigin::Added,
+                present: true,
+                catalog: None,
+            });
+        }
+        let path = Path::new(name_or_path);
+        if path.is_file() {
+            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            return Ok(ModelEntry { name, path: path.to_path_buf(), origin: ModelOrigin::Path, present: true, catalog: None });
+        }
+        let mut known: Vec<String> = catalog::names().into_iter().map(String::from).collect();
+        known.extend(registry.models.into_iter().map(|r| r.name));
+        Err(CacheError::Unknown { name: name_or_path.into(), known: known.join(", ") })
+    }
+
+    /// Checks that `path` is a GGUF model and registers it under `name` (default: the file
+    /// stem). Re-adding a name replaces its path. The registry is rewritten atomically.
+    pub fn add(&self, path: &Path, name: Option<&str>) -> Result<(ModelEntry, gguf::GgufInfo), CacheError> {
+        let info = gguf::inspect(path)
+            .map_err(|source| CacheError::Invalid { path: path.display().to_string(), source })?;
+        let path = fs::canonicalize(path).map_err(|e| CacheError::Invalid {
+            path: path.display().to_string(),
+            source: GgufError::Io { path: path.display().to_string(), source: e },
+        })?;
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        };
+        if catalog::find(&name).is_some() {
+            return Err(CacheError::NameTaken(name));
+        }
+        let mut registry = self.registry()?;
+        registry.models.retain(|r| r.name != name);
+        registry.models.push(Registered { name: name.clone(), path: path.clone() });
+        self.write_registry(&registry)?;
+        Ok((ModelEntry { name, path, origin: ModelOrigin::Added, present: true, catalog: None }, info))
+    }
+
+    fn write_registry(&self, registry: &Registry) -> Result<(), CacheError> {
+        let path = self.registry_path();
+        let err = |e: io::Error| CacheError::Registry { path: path.display().to_string(), detail: e.to_string() };
+        fs::create_dir_all(&self.dir).map_err(err)?;
+        let bytes = serde_json::to_vec_pretty(registry).map_err(|e| err(io::Error::other(e)))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(err)?;
+        io::Write::write_all(&mut tmp, &bytes).map_err(err)?;
+        tmp.as_file().sync_all().map_err(err)?;
+        tmp.persist(&path).map_err(|e| err(e.error))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::testing::tiny_gguf;
+
+    #[test]
+    fn resolves_catalog_registered_and_path_models() {
+        let home = tempfile::tempdir().unwrap();
+        let cache = Cache::new(home.path());
+        let err = cache.resolve("smollm2-135m").unwrap_err();
+        assert!(err.to_string().contains("nova model pull smollm2-135m"), "{err}");
+        let err = cache.resolve("nope").unwrap_err();
+        assert!(err.to_string().contains("gemma3-270m"), "{err}");
+
+        let file = home.path().join("tiny.gguf");
+        fs::write(&file, tiny_gguf("llama", 8)).unwrap();
+        let (entry, info) = cache.add(&file, Some("tiny")).unwrap();
+        assert_eq!((entry.name.as_str(), info.architecture.as_str()), ("tiny", "llama"));
+        assert_eq!(cache.resolve("tiny").unwrap().path, fs::canonicalize(&file).unwrap());
+        assert_eq!(cache.resolve(file.to_str().unwrap()).unwrap().origin, ModelOrigin::Path);
+        assert!(cache.list().unwrap().iter().any(|e| e.name == "tiny"));
+    }
+
+    #[test]
+    fn add_refuses_bad_files_and_catalog_names() {
+        let home = tempfile::tempdir().unwrap();
+        let cache = Cache::new(home.path());
+        let file = home.path().join("bad.gguf");
+        fs::write(&file, b"not a model").unwrap();
+        assert!(matches!(cache.add(&file, None), Err(CacheError::Invalid { .. })));
+        fs::write(&file, tiny_gguf("llama", 8)).unwrap();
+        assert!(matches!(cache.add(&file, Some("smollm2-135m")), Err(CacheError::NameTaken(_))));
+        assert!(!cache.registry_path().exists(), "a refused add writes nothing");
+    }
+}

