@@ -2,5 +2,5 @@
 
 pub(crate) mod ask;
 pub(crate) mod bench;
-pub(crate) mod model;
 mod engine_args;
+pub(crate) mod model;

@@ -6,7 +6,7 @@
 mod cmd;
 mod progress;
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
@@ -26,8 +26,9 @@ pub(crate) struct Global {
     /// Data directory (models, keys, logs). Default: $NOVA_HOME, else ~/.local/share/nova.
     #[arg(long, global = true, env = "NOVA_HOME")]
     data_dir: Option<PathBuf>,
-    /// Log filter, e.g. `info` or `nova=debug,llama_cpp_2=info`.
-    #[arg(long, global = true, env = "NOVA_LOG", default_value = "warn")]
+    /// Log filter, e.g. `info` or `debug,llama-cpp-2=info`. llama.cpp's own messages are under
+    /// the `llama-cpp-2` target; its load-time warnings are noise for users, hence `error`.
+    #[arg(long, global = true, env = "NOVA_LOG", default_value = "warn,llama-cpp-2=error")]
     log: String,
 }
 
@@ -59,15 +60,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.global.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("error: cannot start the async runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     let result = runtime.block_on(async {
         match cli.command {
             Command::Ask(args) => cmd::ask::run(&cli.global, args).await,

@@ -16,10 +16,7 @@ pub struct OutputFilter {
 impl OutputFilter {
     /// A filter that stops at any of `stops` (empty strings are ignored).
     pub fn new(stops: &[String]) -> Self {
-        Self {
-            stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(),
-            ..Self::default()
-        }
+        Self { stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(), ..Self::default() }
     }
 
     /// Whether a stop string has matched; nothing more will be released.
@@ -59,12 +56,8 @@ impl OutputFilter {
             return std::mem::take(&mut self.held);
         }
         // Keep the longest tail of `held` that is a proper prefix of some stop string.
-        let keep = self
-            .stops
-            .iter()
-            .map(|s| longest_suffix_prefix(&self.held, s))
-            .max()
-            .unwrap_or(0);
+        let keep =
+            self.stops.iter().map(|s| longest_suffix_prefix(&self.held, s)).max().unwrap_or(0);
         let cut = self.held.len() - keep;
         let rest = self.held.split_off(cut);
         std::mem::replace(&mut self.held, rest)

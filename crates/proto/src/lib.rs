@@ -7,6 +7,6 @@ mod request;
 mod token;
 
 pub use request::{
-    ChatMessage, Prompt, Role, SamplingParams, TaskId, ValidRequest, ValidationError, Limits,
+    ChatMessage, Limits, Prompt, Role, SamplingParams, TaskId, ValidRequest, ValidationError,
 };
 pub use token::{FinishReason, TokenEvent, Usage};

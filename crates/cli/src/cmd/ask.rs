@@ -71,8 +71,11 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         repeat_penalty: args.repeat_penalty,
         ..SamplingParams::default()
     };
-    let id = TaskId(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1));
-    let req = ValidRequest::new(id, prompt, params, &Limits::default()).context("invalid request")?;
+    let id = TaskId(
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1),
+    );
+    let req =
+        ValidRequest::new(id, prompt, params, &Limits::default()).context("invalid request")?;
     let engine = engine_args::load(global, &args.engine).await?;
 
     let started = Instant::now();

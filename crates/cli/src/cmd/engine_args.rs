@@ -43,7 +43,10 @@ pub(crate) struct EngineArgs {
 }
 
 /// Resolves the model, pulling a missing catalog model unless `no_pull`.
-pub(crate) async fn resolve_model(global: &Global, args: &EngineArgs) -> anyhow::Result<ModelEntry> {
+pub(crate) async fn resolve_model(
+    global: &Global,
+    args: &EngineArgs,
+) -> anyhow::Result<ModelEntry> {
     let cache = Cache::new(&global.data_dir()?);
     match cache.resolve(&args.model) {
         Err(CacheError::NotPulled { name, .. }) if !args.no_pull => {
@@ -71,9 +74,8 @@ pub(crate) async fn load_llama(global: &Global, args: &EngineArgs) -> anyhow::Re
     tokio::task::spawn_blocking(move || nova_model::gguf::inspect(&path))
         .await?
         .with_context(|| format!("{} is not a usable model", entry.path.display()))?;
-    let config = LlamaConfig::new(&entry.path, &entry.name)
-        .with_threads(args.threads)
-        .with_n_ctx(args.ctx);
+    let config =
+        LlamaConfig::new(&entry.path, &entry.name).with_threads(args.threads).with_n_ctx(args.ctx);
     Ok(tokio::task::spawn_blocking(move || LlamaEngine::load(config)).await??)
 }
 
@@ -82,7 +84,10 @@ pub(crate) async fn load(global: &Global, args: &EngineArgs) -> anyhow::Result<A
     match args.backend {
         Backend::Llama => Ok(Arc::new(load_llama(global, args).await?)),
         Backend::OpenaiHttp => {
-            let url = args.url.clone().context("--backend openai-http needs --url (e.g. http://127.0.0.1:8080)")?;
+            let url = args
+                .url
+                .clone()
+                .context("--backend openai-http needs --url (e.g. http://127.0.0.1:8080)")?;
             let mut config = OpenAiHttpConfig::new(url, &args.model);
             config.api_key = args.api_key.clone();
             Ok(Arc::new(OpenAiHttpEngine::new(config)?))

@@ -53,7 +53,10 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> anyhow::Result<ExitCod
             let opts = pull::PullOptions { python, find_links };
             for name in names {
                 let model = catalog::find(&name).with_context(|| {
-                    format!("unknown model {name:?}; the catalog has {}", catalog::names().join(", "))
+                    format!(
+                        "unknown model {name:?}; the catalog has {}",
+                        catalog::names().join(", ")
+                    )
                 })?;
                 let dir = cache.dir().to_path_buf();
                 let opts = opts.clone();
@@ -64,7 +67,11 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> anyhow::Result<ExitCod
                     r
                 })
                 .await??;
-                let what = if pulled.already_present { "already present, verified" } else { "pulled, verified" };
+                let what = if pulled.already_present {
+                    "already present, verified"
+                } else {
+                    "pulled, verified"
+                };
                 println!("{name}: {what} ({})", pulled.path.display());
             }
             Ok(ExitCode::SUCCESS)
@@ -82,15 +89,16 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         Command::List { json } => {
-            let entries = cache.list()?;
             if !json {
-                println!("{:<16} {:<8} {:<8} {:<7} {:>9} {:>8}  {}", "NAME", "SOURCE", "ARCH", "QUANT", "SIZE", "CONTEXT", "STATUS");
+                row(["NAME", "SOURCE", "ARCH", "QUANT", "SIZE", "CONTEXT", "STATUS"]);
             }
-            for e in entries {
-                let info = if e.present { Some(tokio::task::spawn_blocking({
+            for e in cache.list()? {
+                let info = if e.present {
                     let p = e.path.clone();
-                    move || gguf::inspect(&p)
-                }).await?) } else { None };
+                    Some(tokio::task::spawn_blocking(move || gguf::inspect(&p)).await?)
+                } else {
+                    None
+                };
                 let origin = match e.origin {
                     ModelOrigin::Catalog => "catalog",
                     ModelOrigin::Added => "added",
@@ -106,30 +114,36 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> anyhow::Result<ExitCod
                     continue;
                 }
                 match info {
-                    Some(Ok(i)) => println!(
-                        "{:<16} {:<8} {:<8} {:<7} {:>9} {:>8}  {}",
-                        e.name,
-                        origin,
-                        i.architecture,
-                        i.quantization,
-                        human_bytes(i.file_size),
-                        i.context_length.map(|c| c.to_string()).unwrap_or_else(|| "?".into()),
-                        if i.has_chat_template { "ready (chat)" } else { "ready (base)" }
-                    ),
-                    Some(Err(err)) => println!("{:<16} {:<8} {:<8} {:<7} {:>9} {:>8}  unusable: {err}", e.name, origin, "-", "-", "-", "-"),
+                    Some(Ok(i)) => {
+                        let ctx = i.context_length.map(|c| c.to_string()).unwrap_or("?".into());
+                        let kind =
+                            if i.has_chat_template { "ready (chat)" } else { "ready (base)" };
+                        let size = human_bytes(i.file_size);
+                        row([&e.name, origin, &i.architecture, &i.quantization, &size, &ctx, kind]);
+                    }
+                    Some(Err(err)) => {
+                        let status = format!("unusable: {err}");
+                        row([&e.name, origin, "-", "-", "-", "-", &status]);
+                    }
                     None => {
-                        let size = e.catalog.map(|c| human_bytes(c.size)).unwrap_or_else(|| "-".into());
-                        let hint = match e.origin {
-                            ModelOrigin::Catalog => format!("not pulled (nova model pull {})", e.name),
+                        let size = e.catalog.map(|c| human_bytes(c.size)).unwrap_or("-".into());
+                        let status = match e.origin {
+                            ModelOrigin::Catalog => {
+                                format!("not pulled (nova model pull {})", e.name)
+                            }
                             _ => format!("missing: {}", e.path.display()),
                         };
-                        println!("{:<16} {:<8} {:<8} {:<7} {:>9} {:>8}  {hint}", e.name, origin, "-", "-", size, "-");
+                        row([&e.name, origin, "-", "-", &size, "-", &status]);
                     }
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn row(c: [&str; 7]) {
+    println!("{:<16} {:<8} {:<8} {:<7} {:>10} {:>8}  {}", c[0], c[1], c[2], c[3], c[4], c[5], c[6]);
 }
 
 pub(crate) fn human_bytes(n: u64) -> String {

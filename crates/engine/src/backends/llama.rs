@@ -120,7 +120,8 @@ impl LlamaEngine {
     /// Loads the model on a new engine thread and waits until it is ready. Blocking: call it
     /// from `spawn_blocking` or before starting async work.
     pub fn load(config: LlamaConfig) -> Result<Self, EngineError> {
-        let load_err = |reason: String| EngineError::Load { path: config.model_path.clone(), reason };
+        let load_err =
+            |reason: String| EngineError::Load { path: config.model_path.clone(), reason };
         if !config.model_path.is_file() {
             return Err(load_err("no such file".into()));
         }
@@ -210,18 +211,20 @@ fn engine_thread(
 ) {
     let load_err = |reason: String| EngineError::Load { path: config.model_path.clone(), reason };
     let backend = backend();
-    let model = match LlamaModel::load_from_file(backend, &config.model_path, &LlamaModelParams::default()) {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = ready.send(Err(load_err(format!(
+    let model =
+        match LlamaModel::load_from_file(backend, &config.model_path, &LlamaModelParams::default())
+        {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = ready.send(Err(load_err(format!(
                 "llama.cpp rejected the file ({e}); it is corrupt, truncated or not a GGUF model"
             ))));
-            return;
-        }
-    };
-    let threads = config.threads.unwrap_or_else(|| {
-        thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
-    });
+                return;
+            }
+        };
+    let threads = config
+        .threads
+        .unwrap_or_else(|| thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1));
     let n_ctx = config.n_ctx.clamp(64, model.n_ctx_train().max(64));
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(n_ctx))

@@ -197,7 +197,8 @@ impl Call {
                     message: "the stream ended without [DONE]".into(),
                 });
             };
-            let chunk = chunk.map_err(|e| EngineError::Unavailable(format!("reading the stream: {e}")))?;
+            let chunk =
+                chunk.map_err(|e| EngineError::Unavailable(format!("reading the stream: {e}")))?;
             for line in lines.push(&chunk)? {
                 let Some(data) = line.strip_prefix("data:").map(str::trim) else { continue };
                 if data == "[DONE]" {

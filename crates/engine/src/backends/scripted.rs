@@ -59,8 +59,9 @@ impl Engine for ScriptedEngine {
     }
 
     fn submit(&self, req: ValidRequest) -> Result<TokenStream, EngineError> {
-        let handle = tokio::runtime::Handle::try_current()
-            .map_err(|_| EngineError::Unavailable("the scripted engine needs a tokio runtime".into()))?;
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            EngineError::Unavailable("the scripted engine needs a tokio runtime".into())
+        })?;
         if self.in_flight.load(Ordering::SeqCst) >= self.info.queue_capacity {
             return Err(EngineError::QueueFull { capacity: self.info.queue_capacity });
         }
@@ -160,8 +161,10 @@ mod tests {
 
     #[tokio::test]
     async fn dropping_the_stream_frees_the_engine() -> Result<(), EngineError> {
-        let e = ScriptedEngine::new("s", Script::Fixed("x ".repeat(1000)), Duration::from_millis(5));
-        let mut rx = e.submit(req("hi", SamplingParams { max_tokens: 1000, ..Default::default() }))?;
+        let e =
+            ScriptedEngine::new("s", Script::Fixed("x ".repeat(1000)), Duration::from_millis(5));
+        let mut rx =
+            e.submit(req("hi", SamplingParams { max_tokens: 1000, ..Default::default() }))?;
         rx.recv().await;
         assert_eq!(e.health().in_flight, 1);
         drop(rx);

