@@ -258,7 +258,7 @@ fn engine_thread(
         match job {
             Job::Generate { req, tx } => gen.run(&mut ctx, req, &tx),
             Job::Bench { spec, reply } => {
-                let _ = reply.send(bench::run(&model, &mut ctx, config.n_batch, threads, &spec));
+                let _ = reply.send(bench::run(backend, &model, config.n_batch, threads, &spec));
             }
         }
         shared.busy.store(false, Ordering::SeqCst);

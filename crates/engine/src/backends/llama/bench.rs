@@ -1,11 +1,15 @@
-//! Throughput measurement on the engine's own context, done the way llama.cpp's `llama-bench`
-//! does it (random tokens, a warm-up run, a cleared KV cache before each run) so the two can be
-//! compared directly.
+//! Throughput measurement of the engine's model, done the way llama.cpp's `llama-bench` does it
+//! (random tokens, a warm-up run, a cleared KV cache before each run, and a context sized to
+//! each test: context size changes speed measurably) so the two compare directly.
 
-use std::time::Instant;
+use std::{num::NonZeroU32, time::Instant};
 
 use llama_cpp_2::{
-    context::LlamaContext, llama_batch::LlamaBatch, model::LlamaModel, token::LlamaToken,
+    context::{params::LlamaContextParams, LlamaContext},
+    llama_backend::LlamaBackend,
+    llama_batch::LlamaBatch,
+    model::LlamaModel,
+    token::LlamaToken,
 };
 use serde::Serialize;
 
@@ -69,20 +73,41 @@ impl Lcg {
     }
 }
 
+/// A context of `n_ctx` tokens with the engine's threads and batch, as llama-bench makes one
+/// per test.
+fn context<'m>(
+    backend: &LlamaBackend,
+    model: &'m LlamaModel,
+    n_ctx: u32,
+    n_batch: u32,
+    threads: u32,
+) -> Result<LlamaContext<'m>, EngineError> {
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(n_ctx.max(1)))
+        .with_n_batch(n_batch)
+        .with_n_ubatch(n_batch)
+        .with_n_threads(threads as i32)
+        .with_n_threads_batch(threads as i32);
+    model
+        .new_context(backend, params)
+        .map_err(|e| EngineError::Decode(format!("cannot create a bench context: {e}")))
+}
+
 pub(super) fn run(
+    backend: &LlamaBackend,
     model: &LlamaModel,
-    ctx: &mut LlamaContext<'_>,
     n_batch: u32,
     threads: u32,
     spec: &BenchSpec,
 ) -> Result<BenchReport, EngineError> {
     let mut rng = Lcg(42);
-    let n_ctx = ctx.n_ctx();
+    let max_ctx = model.n_ctx_train();
     let mut tests = Vec::new();
     for &n in &spec.prompt {
-        if n >= n_ctx {
-            return Err(EngineError::PromptTooLong { tokens: n as usize, n_ctx });
+        if n == 0 || n >= max_ctx {
+            return Err(EngineError::PromptTooLong { tokens: n as usize, n_ctx: max_ctx });
         }
+        let ctx = &mut context(backend, model, n, n_batch, threads)?;
         prompt_run(model, ctx, n, n_batch, &mut rng)?; // warm-up
         let mut samples = Vec::new();
         for _ in 0..spec.runs.max(1) {
@@ -93,9 +118,10 @@ pub(super) fn run(
         tests.push(BenchTest { name: format!("pp{n}"), samples });
     }
     for &n in &spec.gen {
-        if n >= n_ctx {
-            return Err(EngineError::PromptTooLong { tokens: n as usize, n_ctx });
+        if n == 0 || n >= max_ctx {
+            return Err(EngineError::PromptTooLong { tokens: n as usize, n_ctx: max_ctx });
         }
+        let ctx = &mut context(backend, model, n, n_batch, threads)?;
         gen_run(model, ctx, 1, &mut rng)?; // warm-up
         let mut samples = Vec::new();
         for _ in 0..spec.runs.max(1) {

@@ -1,0 +1,66 @@
+//! The gateway's HTTP API.
+//!
+//! - `POST /v1/chat/completions` (whole or SSE), `GET /v1/models`: OpenAI-compatible, so the
+//!   official clients and `curl` work unchanged; nova's routing options ride in an optional
+//!   `nova` object.
+//! - `POST /submit`: the native endpoint, with the full trace of who answered.
+//! - `GET /v1/swarm`: the live cluster view. `GET /metrics`: Prometheus text.
+//! - `GET /healthz`: liveness, the only route without a bearer token.
+//!
+//! This crate declares the port it needs, [`Inference`]; the node crate implements it.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod auth;
+mod error;
+mod openai;
+mod port;
+mod submit;
+
+use std::sync::Arc;
+
+use axum::{
+    extract::DefaultBodyLimit,
+    routing::{get, post},
+    Router,
+};
+pub use error::ApiError;
+use nova_proto::Limits;
+pub use port::{Attempt, InferError, Inference, Job, JobEvent, JobResult, Trace};
+
+/// Largest request body accepted, in bytes. Prompts are bounded again by [`Limits`].
+pub const MAX_BODY: usize = 1 << 20;
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The swarm behind the API.
+    pub inference: Arc<dyn Inference>,
+    /// sha256 of the bearer token clients must present.
+    pub token_digest: [u8; 32],
+    /// Bounds on prompts and parameters.
+    pub limits: Limits,
+}
+
+impl AppState {
+    /// State for `inference`, accepting requests that carry `token`.
+    pub fn new(inference: Arc<dyn Inference>, token: &str, limits: Limits) -> Self {
+        Self { inference, token_digest: auth::digest(token), limits }
+    }
+}
+
+/// The API's routes.
+pub fn router(state: AppState) -> Router {
+    let authed = Router::new()
+        .route("/v1/chat/completions", post(openai::chat::handle))
+        .route("/v1/models", get(openai::models::handle))
+        .route("/v1/swarm", get(submit::swarm))
+        .route("/submit", post(submit::handle))
+        .route("/metrics", get(submit::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(authed)
+        .fallback(|| async { ApiError::NotFound })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}

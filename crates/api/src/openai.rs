@@ -1,0 +1,4 @@
+//! OpenAI-compatible endpoints.
+
+pub(crate) mod chat;
+pub(crate) mod models;

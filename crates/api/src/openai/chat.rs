@@ -1,0 +1,243 @@
+//! `POST /v1/chat/completions`, whole or streamed as server-sent events.
+
+use std::{
+    convert::Infallible,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use axum::{
+    extract::{rejection::JsonRejection, State},
+    response::{
+        sse::{Event, KeepAlive, Sse},
+        IntoResponse, Response,
+    },
+    Json,
+};
+use futures_util::stream::{self, Stream, StreamExt};
+use nova_proto::{ChatMessage, Prompt, SamplingParams, TaskId, ValidRequest};
+use nova_router::Strategy;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::{ApiError, AppState, InferError, Job, JobEvent, JobResult};
+
+/// Default deadline of a job.
+pub(crate) const DEADLINE: Duration = Duration::from_secs(120);
+
+/// `stop` may be one string or a list.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// nova's extension object: routing options OpenAI clients can pass in `extra_body`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NovaOptions {
+    pub(crate) strategy: Option<Strategy>,
+    pub(crate) fanout: Option<usize>,
+    #[serde(default)]
+    pub(crate) tags: Vec<String>,
+    #[serde(default)]
+    pub(crate) debug: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ChatRequest {
+    model: Option<String>,
+    messages: Vec<ChatMessage>,
+    #[serde(default)]
+    stream: bool,
+    stream_options: Option<StreamOptions>,
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    top_k: Option<u32>,
+    max_tokens: Option<u32>,
+    max_completion_tokens: Option<u32>,
+    stop: Option<Stop>,
+    seed: Option<u64>,
+    frequency_penalty: Option<f32>,
+    presence_penalty: Option<f32>,
+    repeat_penalty: Option<f32>,
+    n: Option<u32>,
+    nova: Option<NovaOptions>,
+}
+
+/// Fills sampling parameters from the OpenAI fields, defaults where absent.
+pub(crate) fn sampling(r: &ChatRequest) -> SamplingParams {
+    let d = SamplingParams::default();
+    SamplingParams {
+        temperature: r.temperature.unwrap_or(d.temperature),
+        top_p: r.top_p.unwrap_or(d.top_p),
+        top_k: r.top_k.unwrap_or(d.top_k),
+        seed: r.seed,
+        max_tokens: r.max_completion_tokens.or(r.max_tokens).unwrap_or(d.max_tokens),
+        stop: match &r.stop {
+            None => Vec::new(),
+            Some(Stop::One(s)) => vec![s.clone()],
+            Some(Stop::Many(v)) => v.clone(),
+        },
+        repeat_penalty: r.repeat_penalty.unwrap_or(d.repeat_penalty),
+        frequency_penalty: r.frequency_penalty.unwrap_or(d.frequency_penalty),
+        presence_penalty: r.presence_penalty.unwrap_or(d.presence_penalty),
+        ignore_eos: false,
+    }
+}
+
+pub(crate) fn task_id() -> TaskId {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
+    TaskId((t << 16) ^ NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
+fn now_s() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Maps a JSON extractor rejection to an OpenAI-shaped 400.
+pub(crate) fn bad_json(e: JsonRejection) -> ApiError {
+    ApiError::BadRequest(format!("invalid request body: {}", e.body_text()))
+}
+
+pub(crate) async fn handle(
+    State(state): State<AppState>,
+    body: Result<Json<ChatRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body.map_err(bad_json)?;
+    if req.n.unwrap_or(1) != 1 {
+        return Err(ApiError::BadRequest(
+            "only n = 1 is supported; use nova.strategy for ensembles".into(),
+        ));
+    }
+    let params = sampling(&req);
+    let request = ValidRequest::new(task_id(), Prompt::Chat(req.messages), params, &state.limits)?;
+    let opts = req.nova.unwrap_or_default();
+    let model = req.model.filter(|m| m != "nova" && !m.is_empty());
+    let job = Job {
+        request,
+        model: model.clone(),
+        strategy: opts.strategy.unwrap_or_default(),
+        fanout: opts.fanout.unwrap_or(2).clamp(1, 16),
+        tags: opts.tags,
+        debug: opts.debug,
+        stream: req.stream,
+        deadline: DEADLINE,
+    };
+    let rx = state.inference.run(job)?;
+    let id = format!("chatcmpl-{:x}", task_id().0);
+    let model = model.unwrap_or_else(|| "nova".into());
+    if req.stream {
+        let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
+        Ok(Sse::new(sse_stream(rx, id, model, include_usage))
+            .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+            .into_response())
+    } else {
+        let result = wait(rx).await?;
+        Ok(Json(whole(&id, &model, &result)).into_response())
+    }
+}
+
+/// Waits for a job's final event. Cancel-safe: dropping it drops the receiver, which cancels
+/// the job.
+pub(crate) async fn wait(mut rx: mpsc::Receiver<JobEvent>) -> Result<JobResult, ApiError> {
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            JobEvent::Token(_) => {}
+            JobEvent::Done(r) => return Ok(*r),
+            JobEvent::Error(e) => return Err(e.into()),
+        }
+    }
+    Err(InferError::Shutdown.into())
+}
+
+fn whole(id: &str, model: &str, r: &JobResult) -> Value {
+    json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": now_s(),
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": r.text},
+            "finish_reason": r.finish_reason.as_openai(),
+        }],
+        "usage": usage(r),
+        "nova": r.trace,
+    })
+}
+
+fn usage(r: &JobResult) -> Value {
+    json!({
+        "prompt_tokens": r.usage.prompt_tokens,
+        "completion_tokens": r.usage.completion_tokens,
+        "total_tokens": r.usage.prompt_tokens + r.usage.completion_tokens,
+    })
+}
+
+fn chunk(id: &str, model: &str, delta: Value, finish: Option<&str>) -> Value {
+    json!({
+        "id": id,
+        "object": "chat.completion.chunk",
+        "created": now_s(),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    })
+}
+
+fn data(v: &Value) -> Result<Event, Infallible> {
+    Ok(Event::default().data(v.to_string()))
+}
+
+/// Turns job events into OpenAI chunks: a role chunk, content chunks, a final chunk with the
+/// finish reason (and nova's trace), an optional usage chunk, then `[DONE]`. A failure ends
+/// the stream with an error event instead of truncating silently.
+fn sse_stream(
+    rx: mpsc::Receiver<JobEvent>,
+    id: String,
+    model: String,
+    include_usage: bool,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let first = data(&chunk(&id, &model, json!({"role": "assistant", "content": ""}), None));
+    let events = stream::unfold(Some(rx), move |rx| {
+        let (id, model) = (id.clone(), model.clone());
+        async move {
+            let mut rx = rx?;
+            let out: Vec<Result<Event, Infallible>> = match rx.recv().await {
+                Some(JobEvent::Token(text)) => {
+                    vec![data(&chunk(&id, &model, json!({"content": text}), None))]
+                }
+                Some(JobEvent::Done(r)) => {
+                    let mut last = chunk(&id, &model, json!({}), Some(r.finish_reason.as_openai()));
+                    last["nova"] = json!(r.trace);
+                    let mut v = vec![data(&last)];
+                    if include_usage {
+                        let mut u = chunk(&id, &model, json!({}), None);
+                        u["choices"] = json!([]);
+                        u["usage"] = usage(&r);
+                        v.push(data(&u));
+                    }
+                    v.push(Ok(Event::default().data("[DONE]")));
+                    return Some((stream::iter(v), None));
+                }
+                Some(JobEvent::Error(e)) => {
+                    return Some((stream::iter(vec![data(&ApiError::from(e).body())]), None));
+                }
+                None => {
+                    let e = ApiError::from(InferError::Shutdown);
+                    return Some((stream::iter(vec![data(&e.body())]), None));
+                }
+            };
+            Some((stream::iter(out), Some(rx)))
+        }
+    });
+    stream::once(async move { first }).chain(events.flatten())
+}

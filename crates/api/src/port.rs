@@ -1,0 +1,162 @@
+//! The port this crate needs from the node: something that runs jobs on the swarm.
+
+use std::time::Duration;
+
+use nova_proto::{FinishReason, Usage, ValidRequest};
+use nova_router::Strategy;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+/// A request as the swarm sees it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The validated prompt and sampling parameters.
+    pub request: ValidRequest,
+    /// Model asked for; `None` means any.
+    pub model: Option<String>,
+    /// How answers are combined.
+    pub strategy: Strategy,
+    /// Workers asked at once.
+    pub fanout: usize,
+    /// Topic tags for tag routing.
+    pub tags: Vec<String>,
+    /// Include every candidate and its score in the trace.
+    pub debug: bool,
+    /// Stream tokens as they come (race commits to the first worker to produce one) rather
+    /// than waiting for a complete answer (race takes the first complete one).
+    pub stream: bool,
+    /// The whole job must finish within this.
+    pub deadline: Duration,
+}
+
+/// One worker's part in a job.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attempt {
+    /// The worker.
+    pub worker: String,
+    /// `won`, `lost`, `cancelled` or an error kind.
+    pub outcome: String,
+    /// Time until it finished or was stopped.
+    pub latency_ms: f64,
+    /// Time to its first token, if it produced one.
+    pub ttft_ms: Option<f64>,
+    /// Tokens it generated.
+    pub tokens: u32,
+    /// Reranker score (best_of_n).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// Its answer (best_of_n with `debug`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// Who answered and how fast.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Trace {
+    /// The strategy used.
+    pub strategy: Strategy,
+    /// The worker whose answer was returned.
+    pub winner: Option<String>,
+    /// Every worker asked, in the order they were asked (retries last).
+    pub attempts: Vec<Attempt>,
+    /// Total time.
+    pub latency_ms: f64,
+    /// Time to the first token returned to the client.
+    pub ttft_ms: Option<f64>,
+}
+
+/// The final answer of a job.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobResult {
+    /// The whole answer.
+    pub text: String,
+    /// Why it stopped.
+    pub finish_reason: FinishReason,
+    /// The winner's token counts.
+    pub usage: Usage,
+    /// Who answered.
+    pub trace: Trace,
+}
+
+/// What a running job reports. A job ends with exactly one `Done` or `Error`.
+#[derive(Debug, Clone)]
+pub enum JobEvent {
+    /// Text for the client (streamed jobs; whole jobs send the answer in `Done`).
+    Token(String),
+    /// Finished.
+    Done(Box<JobResult>),
+    /// Failed; tokens already sent stay valid but the answer is incomplete.
+    Error(InferError),
+}
+
+/// Why the swarm could not answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InferError {
+    /// Admission is full. Nothing was started; retry after `retry_after_s`.
+    #[error("the gateway is at capacity; retry in {retry_after_s} s")]
+    Overloaded {
+        /// Suggested wait.
+        retry_after_s: u64,
+    },
+    /// No worker in the swarm serves this model.
+    #[error("model {model:?} is not served by any node; available: {available}")]
+    UnknownModel {
+        /// The model asked for.
+        model: String,
+        /// Models that are served, comma-separated.
+        available: String,
+    },
+    /// Workers serve the model but none can take work now (stale, paused or full).
+    #[error("no worker can take this request now ({detail}); retry later")]
+    NoCapacity {
+        /// Why, in words.
+        detail: String,
+    },
+    /// The deadline passed.
+    #[error("no answer within {seconds} s")]
+    Timeout {
+        /// The deadline.
+        seconds: u64,
+    },
+    /// Every attempt failed, or the streaming worker failed midway.
+    #[error("{message}")]
+    Failed {
+        /// What happened, including the last worker error.
+        message: String,
+    },
+    /// The gateway is shutting down.
+    #[error("the gateway is shutting down")]
+    Shutdown,
+}
+
+impl InferError {
+    /// A stable name for metrics and API error bodies.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Overloaded { .. } => "overloaded",
+            Self::UnknownModel { .. } => "model_not_found",
+            Self::NoCapacity { .. } => "no_capacity",
+            Self::Timeout { .. } => "timeout",
+            Self::Failed { .. } => "worker_failed",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// The swarm as the API needs it.
+pub trait Inference: Send + Sync + 'static {
+    /// Admits and starts `job`. Never blocks: a full gateway is `Overloaded`, an impossible
+    /// job is refused here, and everything else is reported on the returned channel.
+    /// Dropping the receiver cancels the job on every worker.
+    fn run(&self, job: Job) -> Result<mpsc::Receiver<JobEvent>, InferError>;
+
+    /// Every model some live worker serves.
+    fn models(&self) -> Vec<String>;
+
+    /// The live cluster view, as JSON.
+    fn swarm(&self) -> serde_json::Value;
+
+    /// Metrics in Prometheus text format.
+    fn metrics(&self) -> String;
+}

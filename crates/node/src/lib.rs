@@ -1,0 +1,19 @@
+//! A nova node's composition: the [`Gateway`] implements the API's `Inference` port by choosing
+//! workers with the router, dispatching to them, combining their answers, and recording the
+//! outcome (metrics, win rates, request log).
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod gateway;
+mod metrics;
+mod worker;
+
+pub use gateway::{Gateway, GatewayConfig};
+pub use worker::{LocalWorker, Worker};
+
+/// Milliseconds since the Unix epoch: the clock heartbeats and staleness are measured in.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,64 @@
+//! Workers: anything that can run a request and stream tokens back.
+
+use std::{fmt, sync::Arc};
+
+use nova_engine::{Engine, EngineError, TokenStream};
+use nova_proto::ValidRequest;
+use nova_router::WorkerView;
+
+/// A worker the gateway can dispatch to: a local engine now, a remote node over p2p later.
+pub trait Worker: Send + Sync + fmt::Debug + 'static {
+    /// Stable id.
+    fn id(&self) -> &str;
+    /// Its state for routing, as of `now_ms`.
+    fn view(&self, now_ms: u64) -> WorkerView;
+    /// Starts a generation. Dropping the stream cancels it.
+    fn submit(&self, req: ValidRequest) -> Result<TokenStream, EngineError>;
+}
+
+/// A worker backed by an engine in this process.
+#[derive(Debug)]
+pub struct LocalWorker {
+    id: String,
+    name: String,
+    engine: Arc<dyn Engine>,
+    tokens_per_s: f64,
+}
+
+impl LocalWorker {
+    /// Wraps `engine`; `tokens_per_s` is its measured generation speed.
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        engine: Arc<dyn Engine>,
+        tokens_per_s: f64,
+    ) -> Self {
+        Self { id: id.into(), name: name.into(), engine, tokens_per_s }
+    }
+}
+
+impl Worker for LocalWorker {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn view(&self, now_ms: u64) -> WorkerView {
+        let info = self.engine.info();
+        let health = self.engine.health();
+        WorkerView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            models: vec![info.model.clone()],
+            tokens_per_s: self.tokens_per_s,
+            queue_depth: health.in_flight as u32,
+            // One running plus the queue.
+            queue_capacity: info.queue_capacity as u32 + 1,
+            paused: false,
+            last_seen_ms: if health.alive { now_ms } else { 0 },
+        }
+    }
+
+    fn submit(&self, req: ValidRequest) -> Result<TokenStream, EngineError> {
+        self.engine.submit(req)
+    }
+}

@@ -1,0 +1,15 @@
+//! Routing decisions, as plain functions over plain data so they can be tested exhaustively:
+//! which workers may take a request ([`ClusterView::eligible`]), which of them get it
+//! ([`select`]), how a topic's past winners are remembered ([`WinRates`]) and how candidate
+//! answers are ranked ([`Reranker`]). No async, no I/O; the node crate does the dispatching.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod cluster;
+mod rerank;
+mod select;
+pub mod winrate;
+
+pub use cluster::{ClusterView, Ineligible, WorkerView};
+pub use rerank::{Candidate, Reranker, RuleReranker};
+pub use select::{select, Selection, Strategy};
+pub use winrate::WinRates;
