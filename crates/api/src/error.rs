@@ -24,6 +24,9 @@ pub enum ApiError {
     /// The request is well-formed but a value is out of bounds (422).
     #[error(transparent)]
     Validation(#[from] ValidationError),
+    /// The body is larger than [`crate::MAX_BODY`] (413).
+    #[error("the request body exceeds {} bytes", crate::MAX_BODY)]
+    TooLarge,
     /// No such route (404).
     #[error("no such endpoint")]
     NotFound,
@@ -37,6 +40,7 @@ impl ApiError {
         match self {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Infer(e) => match e {
@@ -55,6 +59,7 @@ impl ApiError {
         match self {
             Self::Unauthorized(_) => ("authentication_error", "invalid_api_key"),
             Self::BadRequest(_) => ("invalid_request_error", "invalid_json"),
+            Self::TooLarge => ("invalid_request_error", "body_too_large"),
             Self::Validation(e) => ("invalid_request_error", e.kind()),
             Self::NotFound => ("invalid_request_error", "not_found"),
             Self::Infer(e) => (

@@ -228,11 +228,11 @@ fn describe_no_capacity(view: &ClusterView, model: Option<&str>) -> String {
 impl Inference for Gateway {
     fn run(&self, job: Job) -> Result<mpsc::Receiver<JobEvent>, InferError> {
         let inner = &self.inner;
-        let permit = inner
-            .admission
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| InferError::Overloaded { retry_after_s: 1 })?;
+        let Ok(permit) = inner.admission.clone().try_acquire_owned() else {
+            let err = InferError::Overloaded { retry_after_s: 1 };
+            inner.metrics.request(strategy_name(job.strategy), err.kind(), 0.0, None, 0);
+            return Err(err);
+        };
         let view = inner.view();
         if let Some(m) = &job.model {
             if !view.workers.iter().any(|w| w.models.contains(m)) {

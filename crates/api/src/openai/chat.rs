@@ -105,6 +105,9 @@ fn now_s() -> u64 {
 
 /// Maps a JSON extractor rejection to an OpenAI-shaped 400.
 pub(crate) fn bad_json(e: JsonRejection) -> ApiError {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::TooLarge;
+    }
     ApiError::BadRequest(format!("invalid request body: {}", e.body_text()))
 }
 

@@ -1,0 +1,382 @@
+//! The gateway behind the real HTTP router, with scripted engines: strategy, routing and fault
+//! logic, deterministic and fast. The real model runs in the CLI's end-to-end tests.
+
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use axum::{body::Body, http::Request};
+use http_body_util::BodyExt as _;
+use nova_api::AppState;
+use nova_engine::{Engine, EngineError, Script, ScriptedEngine, TokenStream};
+use nova_node::{Gateway, GatewayConfig, LocalWorker, Worker};
+use nova_proto::{Limits, ValidRequest};
+use nova_router::WorkerView;
+use serde_json::{json, Value};
+use tower::ServiceExt as _;
+
+const TOKEN: &str = "test-token";
+
+/// A worker whose reported state the test controls, counting what it is given.
+#[derive(Debug)]
+struct Controlled {
+    inner: LocalWorker,
+    paused: bool,
+    stale: bool,
+    submits: AtomicUsize,
+}
+
+impl Worker for Controlled {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+    fn view(&self, now_ms: u64) -> WorkerView {
+        let mut v = self.inner.view(now_ms);
+        v.paused = self.paused;
+        if self.stale {
+            v.last_seen_ms = now_ms.saturating_sub(60_000);
+        }
+        v
+    }
+    fn submit(&self, req: ValidRequest) -> Result<TokenStream, EngineError> {
+        self.submits.fetch_add(1, Ordering::SeqCst);
+        self.inner.submit(req)
+    }
+}
+
+fn engine(model: &str, script: Script, ms: u64) -> Arc<ScriptedEngine> {
+    Arc::new(ScriptedEngine::new(model, script, Duration::from_millis(ms)))
+}
+
+fn local(id: &str, e: Arc<ScriptedEngine>, tps: f64) -> Arc<LocalWorker> {
+    Arc::new(LocalWorker::new(id, id, e, tps))
+}
+
+async fn gateway() -> Gateway {
+    Gateway::new(GatewayConfig::default(), None).await
+}
+
+fn app(g: &Gateway) -> axum::Router {
+    nova_api::router(AppState::new(Arc::new(g.clone()), TOKEN, Limits::default()))
+}
+
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value, String) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = match body {
+        Some(b) => req.header("content-type", "application/json").body(Body::from(b.to_string())),
+        None => req.body(Body::empty()),
+    }
+    .expect("request");
+    let resp = app.clone().oneshot(req).await.expect("response");
+    let status = resp.status().as_u16();
+    let retry_after =
+        resp.headers().get("retry-after").map(|v| v.to_str().unwrap_or("").to_string());
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let mut v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if let Some(r) = retry_after {
+        v["retry_after_header"] = json!(r);
+    }
+    (status, v, text)
+}
+
+async fn submit(app: &axum::Router, body: Value) -> (u16, Value) {
+    let (s, v, _) = call(app, "POST", "/submit", Some(TOKEN), Some(body)).await;
+    (s, v)
+}
+
+#[tokio::test]
+async fn race_returns_the_first_complete_answer_and_cancels_the_rest() {
+    let g = gateway().await;
+    let slow =
+        engine("m", Script::Fixed("slow answer that takes a long time to finish".into()), 40);
+    g.add_worker(local("fast", engine("m", Script::Fixed("quick answer".into()), 1), 50.0));
+    g.add_worker(local("slow", slow.clone(), 40.0));
+    let (status, v) = submit(&app(&g), json!({"prompt": "hi", "fanout": 2})).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["text"], "quick answer");
+    assert_eq!(v["trace"]["winner"], "fast");
+    let outcomes: Vec<(&str, &str)> = v["trace"]["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["worker"].as_str().unwrap(), a["outcome"].as_str().unwrap()))
+        .collect();
+    assert!(
+        outcomes.contains(&("fast", "won")) && outcomes.contains(&("slow", "cancelled")),
+        "{outcomes:?}"
+    );
+    // The loser's generation stops promptly.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(slow.health().in_flight, 0, "the slow worker kept generating");
+}
+
+#[tokio::test]
+async fn best_of_n_returns_the_rerankers_pick_with_every_candidate() {
+    let g = gateway().await;
+    g.add_worker(local(
+        "a",
+        engine("m", Script::Fixed("Paris is the capital of France.".into()), 1),
+        10.0,
+    ));
+    g.add_worker(local(
+        "b",
+        engine("m", Script::Fixed("Bananas grow in bunches.".into()), 1),
+        10.0,
+    ));
+    g.add_worker(local(
+        "c",
+        engine("m", Script::Fixed("The capital of France is Paris.".into()), 1),
+        10.0,
+    ));
+    let (status, v) = submit(
+        &app(&g),
+        json!({"prompt": "What is the capital of France?", "strategy": "best_of_n", "fanout": 3, "debug": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v["text"].as_str().unwrap().contains("Paris"), "{v}");
+    let attempts = v["trace"]["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 3);
+    assert!(
+        attempts.iter().all(|a| a["score"].is_number() && a["text"].is_string()),
+        "{attempts:?}"
+    );
+    let banana = attempts.iter().find(|a| a["worker"] == "b").unwrap();
+    assert_eq!(banana["outcome"], "lost");
+}
+
+#[tokio::test]
+async fn tag_routing_follows_decayed_wins_and_still_explores() {
+    let g = gateway().await;
+    g.add_worker(local(
+        "good",
+        engine("m", Script::Fixed("The capital of France is Paris.".into()), 1),
+        10.0,
+    ));
+    g.add_worker(local("bad", engine("m", Script::Fixed("zzz".into()), 1), 100.0));
+    let app = app(&g);
+    for _ in 0..6 {
+        let (s, _) = submit(&app, json!({"prompt": "capital of France?", "strategy": "best_of_n", "fanout": 2, "tags": ["geo"]})).await;
+        assert_eq!(s, 200);
+    }
+    assert!(g.win_rate("good", "geo") > 0.8 && g.win_rate("bad", "geo") < 0.2);
+    // With fanout 1 the faster worker would win on speed alone; the tag sends it to "good".
+    let (_, v) = submit(&app, json!({"prompt": "capital?", "fanout": 1, "tags": ["geo"]})).await;
+    assert_eq!(v["trace"]["winner"], "good");
+    // Without the tag, speed decides.
+    let (_, v) = submit(&app, json!({"prompt": "capital?", "fanout": 1})).await;
+    assert_eq!(v["trace"]["winner"], "bad");
+    // A newcomer has no history and is explored ahead of the proven loser.
+    g.add_worker(local("new", engine("m", Script::Fixed("Paris".into()), 1), 1.0));
+    let (_, v) = submit(
+        &app,
+        json!({"prompt": "capital?", "fanout": 2, "tags": ["geo"], "strategy": "best_of_n"}),
+    )
+    .await;
+    let asked: Vec<&str> = v["trace"]["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["worker"].as_str().unwrap())
+        .collect();
+    assert!(asked.contains(&"new") && !asked.contains(&"bad"), "{asked:?}");
+}
+
+#[tokio::test]
+async fn stale_and_paused_workers_never_get_work() {
+    let g = gateway().await;
+    let mk = |id: &str, paused, stale| {
+        Arc::new(Controlled {
+            inner: LocalWorker::new(id, id, engine("m", Script::Echo, 1), 1000.0),
+            paused,
+            stale,
+            submits: AtomicUsize::new(0),
+        })
+    };
+    let (paused, stale, ok) =
+        (mk("paused", true, false), mk("stale", false, true), mk("ok", false, false));
+    for w in [&paused, &stale, &ok] {
+        g.add_worker(w.clone());
+    }
+    let app = app(&g);
+    for strategy in ["race", "best_of_n"] {
+        for _ in 0..5 {
+            let (s, v) =
+                submit(&app, json!({"prompt": "hi", "fanout": 3, "strategy": strategy})).await;
+            assert_eq!(s, 200, "{v}");
+        }
+    }
+    assert_eq!(paused.submits.load(Ordering::SeqCst), 0);
+    assert_eq!(stale.submits.load(Ordering::SeqCst), 0);
+    assert_eq!(ok.submits.load(Ordering::SeqCst), 10);
+    // With only ineligible workers left: a clear 503, not a hang.
+    g.remove_worker("ok");
+    let (s, v) = submit(&app, json!({"prompt": "hi"})).await;
+    assert_eq!(s, 503, "{v}");
+    assert_eq!(v["error"]["code"], "no_capacity");
+    assert!(v["error"]["message"].as_str().unwrap().contains("1 stale, 1 paused"), "{v}");
+}
+
+#[tokio::test]
+async fn a_failing_worker_is_retried_elsewhere() {
+    let g = gateway().await;
+    g.add_worker(local(
+        "broken",
+        engine("m", Script::Fail(EngineError::Decode("boom".into())), 1),
+        1000.0,
+    ));
+    g.add_worker(local("fine", engine("m", Script::Fixed("ok".into()), 1), 1.0));
+    let app = app(&g);
+    for strategy in ["race", "best_of_n"] {
+        let (s, v) = submit(&app, json!({"prompt": "hi", "fanout": 1, "strategy": strategy})).await;
+        assert_eq!(s, 200, "{strategy}: {v}");
+        assert_eq!(v["trace"]["winner"], "fine");
+        assert_eq!(v["trace"]["attempts"][0]["outcome"], "decode");
+    }
+    g.remove_worker("fine");
+    let (s, v) = submit(&app, json!({"prompt": "hi", "fanout": 1})).await;
+    assert_eq!(s, 502, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("boom"), "{v}");
+}
+
+#[tokio::test]
+async fn openai_chat_completions_whole_and_streamed() {
+    let g = gateway().await;
+    g.add_worker(local("w", engine("smollm2-135m", Script::Echo, 1), 10.0));
+    let app = app(&g);
+    let body = json!({"model": "smollm2-135m", "messages": [{"role": "user", "content": "hello there friend"}]});
+    let (s, v, _) =
+        call(&app, "POST", "/v1/chat/completions", Some(TOKEN), Some(body.clone())).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(v["choices"][0]["message"]["content"], "hello there friend");
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert!(v["usage"]["total_tokens"].as_u64().unwrap() > 0);
+
+    let mut streamed = body;
+    streamed["stream"] = json!(true);
+    streamed["stream_options"] = json!({"include_usage": true});
+    let (s, _, text) =
+        call(&app, "POST", "/v1/chat/completions", Some(TOKEN), Some(streamed)).await;
+    assert_eq!(s, 200);
+    let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    assert_eq!(events.last(), Some(&"[DONE]"), "{text}");
+    let content: String = events
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(content, "hello there friend");
+    assert!(events.len() >= 6, "role chunk, 3 content chunks, final, usage, done: {events:?}");
+
+    let (s, v, _) = call(&app, "GET", "/v1/models", Some(TOKEN), None).await;
+    assert_eq!(s, 200);
+    let ids: Vec<&str> =
+        v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["nova", "smollm2-135m"]);
+}
+
+#[tokio::test]
+async fn requests_for_a_model_reach_only_its_nodes() {
+    let g = gateway().await;
+    g.add_worker(local("smol", engine("smollm2-135m", Script::Fixed("from smol".into()), 1), 10.0));
+    g.add_worker(local("gem", engine("gemma3-270m", Script::Fixed("from gemma".into()), 1), 10.0));
+    let app = app(&g);
+    for _ in 0..3 {
+        let (_, v) =
+            submit(&app, json!({"prompt": "hi", "model": "gemma3-270m", "fanout": 2})).await;
+        assert_eq!(v["trace"]["winner"], "gem", "{v}");
+        let (_, v) =
+            submit(&app, json!({"prompt": "hi", "model": "smollm2-135m", "fanout": 2})).await;
+        assert_eq!(v["trace"]["winner"], "smol", "{v}");
+    }
+    let (s, v) = submit(&app, json!({"prompt": "hi", "model": "gpt-4"})).await;
+    assert_eq!(s, 404);
+    assert_eq!(v["error"]["code"], "model_not_found");
+    assert!(v["error"]["message"].as_str().unwrap().contains("gemma3-270m, smollm2-135m"), "{v}");
+}
+
+#[tokio::test]
+async fn bad_requests_get_precise_openai_shaped_errors() {
+    let g = gateway().await;
+    g.add_worker(local("w", engine("m", Script::Echo, 1), 10.0));
+    let app = app(&g);
+    let chat = json!({"messages": [{"role": "user", "content": "hi"}]});
+    let (s, v, _) = call(&app, "POST", "/v1/chat/completions", None, Some(chat.clone())).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (401, Some("invalid_api_key")));
+    let (s, _, _) = call(&app, "POST", "/v1/chat/completions", Some("wrong"), Some(chat)).await;
+    assert_eq!(s, 401);
+    let (s, _, _) = call(&app, "GET", "/healthz", None, None).await;
+    assert_eq!(s, 200, "health needs no token");
+
+    let req = Request::builder()
+        .method("POST")
+        .uri("/submit")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
+        .body(Body::from("{not json"))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let v: Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+
+    let (s, v) = submit(&app, json!({"prompt": "x".repeat(70_000)})).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (422, Some("prompt_too_long")));
+    let (s, v) = submit(&app, json!({"prompt": "hi", "params": {"temperature": 5.0}})).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (422, Some("out_of_range")));
+    let (s, _) = submit(&app, json!({"prompt": "hi", "surprise": 1})).await;
+    assert_eq!(s, 400);
+    let (s, _, _) =
+        call(&app, "POST", "/submit", Some(TOKEN), Some(json!({"prompt": "x".repeat(2 << 20)})))
+            .await;
+    assert_eq!(s, 413, "bodies over 1 MiB are refused before parsing");
+    let (s, _, _) = call(&app, "GET", "/nope", Some(TOKEN), None).await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn admission_is_bounded_with_retry_after() {
+    let config = GatewayConfig { max_in_flight: 1, ..GatewayConfig::default() };
+    let g = Gateway::new(config, None).await;
+    g.add_worker(local("w", engine("m", Script::Fixed("a b c d e f g h".into()), 30), 10.0));
+    let app = app(&g);
+    let first = tokio::spawn({
+        let app = app.clone();
+        async move { submit(&app, json!({"prompt": "hi"})).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (s, v) = submit(&app, json!({"prompt": "hi"})).await;
+    assert_eq!(s, 429, "{v}");
+    assert_eq!(v["retry_after_header"], "1");
+    assert_eq!(first.await.unwrap().0, 200);
+    let (_, _, metrics) = call(&app, "GET", "/metrics", Some(TOKEN), None).await;
+    assert!(
+        metrics.contains("nova_requests_total{strategy=\"race\",outcome=\"ok\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("nova_requests_total{strategy=\"race\",outcome=\"overloaded\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("nova_workers{state=\"online\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("nova_time_to_first_token_seconds_count{strategy=\"race\"} 1"),
+        "{metrics}"
+    );
+}
