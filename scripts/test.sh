@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test on a fresh machine: installs build prerequisites, pulls both
 # catalog models into the data dir (once; later runs only verify), builds llama.cpp's own
-# llama-server as the real upstream for the openai_http tests (once), then formats, lints and
-# tests the workspace with one debug build.
+# llama-server as the real upstream for the openai_http tests (once) and the official openai
+# Python client in a venv (once), then formats, lints and tests the workspace with one debug build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,14 @@ target/debug/nova model pull --all
 echo "== llama.cpp reference tools" >&2
 tools="$(scripts/build_llama_tools.sh)"
 export NOVA_LLAMA_SERVER="$tools/llama-server"
+
+echo "== the official openai Python client (for the API compatibility test)" >&2
+venv="$NOVA_HOME/tools/openai-venv"
+if ! "$venv/bin/python" -c 'import openai' 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "openai==${OPENAI_PY_VERSION:-3.54.0}"
+fi
+export NOVA_OPENAI_PYTHON="$venv/bin/python"
 
 echo "== fmt and clippy" >&2
 cargo fmt --all -- --check

@@ -4,3 +4,4 @@ pub(crate) mod ask;
 pub(crate) mod bench;
 mod engine_args;
 pub(crate) mod model;
+pub(crate) mod serve;

@@ -51,6 +51,8 @@ enum Command {
     /// Manage model files.
     #[command(subcommand)]
     Model(cmd::model::Command),
+    /// Run the gateway: HTTP API over this node's engine (and, later, the swarm's workers).
+    Serve(cmd::serve::Args),
     /// Measure performance.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
             Command::Ask(args) => cmd::ask::run(&cli.global, args).await,
             Command::Model(c) => cmd::model::run(&cli.global, c).await,
             Command::Bench(c) => cmd::bench::run(&cli.global, c).await,
+            Command::Serve(args) => cmd::serve::run(&cli.global, args).await,
         }
     });
     match result {

@@ -3,6 +3,7 @@
 
 mod ask;
 mod model;
+mod serve;
 
 use std::{
     path::{Path, PathBuf},
