@@ -49,11 +49,11 @@ fn serve(extra: &[&str]) -> Serve {
         .stderr(Stdio::null());
     let mut child = cmd.spawn().expect("spawn nova serve");
     let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::sync_channel(1);
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(url) = line.strip_prefix("nova gateway listening on ") {
-                let _ = tx.send(url.to_string());
+                let _ = tx.try_send(url.to_string());
             }
         }
     });
