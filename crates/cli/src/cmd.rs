@@ -5,3 +5,4 @@ pub(crate) mod bench;
 mod engine_args;
 pub(crate) mod model;
 pub(crate) mod serve;
+pub(crate) mod worker;

@@ -53,6 +53,8 @@ enum Command {
     Model(cmd::model::Command),
     /// Run the gateway: HTTP API over this node's engine (and, later, the swarm's workers).
     Serve(cmd::serve::Args),
+    /// Contribute this device's engine to a gateway's swarm.
+    Worker(cmd::worker::Args),
     /// Measure performance.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
             Command::Model(c) => cmd::model::run(&cli.global, c).await,
             Command::Bench(c) => cmd::bench::run(&cli.global, c).await,
             Command::Serve(args) => cmd::serve::run(&cli.global, args).await,
+            Command::Worker(args) => cmd::worker::run(&cli.global, args).await,
         }
     });
     match result {

@@ -60,6 +60,7 @@ pub(crate) struct Inner {
     pub(crate) metrics: Metrics,
     store: Option<Store>,
     seed: AtomicU64,
+    refused: Mutex<Option<Arc<AtomicU64>>>,
 }
 
 /// Routes jobs over its workers. Cheap to clone.
@@ -100,6 +101,7 @@ impl Gateway {
                 metrics: Metrics::default(),
                 store,
                 seed: AtomicU64::new(now_ms()),
+                refused: Mutex::new(None),
             }),
         }
     }
@@ -119,6 +121,20 @@ impl Gateway {
     /// The cluster as the router sees it now.
     pub fn view(&self) -> ClusterView {
         self.inner.view()
+    }
+
+    /// Exposes the p2p layer's count of refused connections in the metrics.
+    pub fn set_refused_counter(&self, counter: Arc<AtomicU64>) {
+        *lock(&self.inner.refused) = Some(counter);
+    }
+
+    /// Persists a node's latest heartbeat in the registry (when there is a store).
+    pub fn record_node(&self, rec: nova_store::NodeRecord) {
+        if let Some(s) = &self.inner.store {
+            if let Err(e) = s.upsert_node(rec) {
+                tracing::warn!(error = %e, "heartbeat not stored");
+            }
+        }
     }
 
     /// Decayed win rate of `worker` for `tag`.
@@ -286,7 +302,16 @@ impl Inference for Gateway {
     }
 
     fn metrics(&self) -> String {
-        self.inner.metrics.render(&self.inner.view())
+        let mut out = self.inner.metrics.render(&self.inner.view());
+        if let Some(c) = lock(&self.inner.refused).as_ref() {
+            out.push_str("# HELP nova_p2p_refused_connections_total Connections refused: wrong swarm secret or not a nova node.\n");
+            out.push_str("# TYPE nova_p2p_refused_connections_total counter\n");
+            out.push_str(&format!(
+                "nova_p2p_refused_connections_total {}\n",
+                c.load(Ordering::Relaxed)
+            ));
+        }
+        out
     }
 }
 

@@ -4,10 +4,16 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod gateway;
+mod membership;
 mod metrics;
+mod remote;
+mod serve_tasks;
 mod worker;
 
 pub use gateway::{Gateway, GatewayConfig};
+pub use membership::accept_members;
+pub use remote::RemoteWorker;
+pub use serve_tasks::{peer_of, run_worker, WorkerInfo};
 pub use worker::{LocalWorker, Worker};
 
 /// Milliseconds since the Unix epoch: the clock heartbeats and staleness are measured in.

@@ -29,6 +29,13 @@ pub(crate) struct Args {
     /// Do not run a local engine (the gateway only routes).
     #[arg(long)]
     no_local: bool,
+    /// p2p address workers join (multiaddr). Loopback unless told otherwise.
+    #[arg(long, env = "NOVA_P2P_LISTEN", default_value = "/ip4/127.0.0.1/tcp/8788")]
+    p2p_listen: nova_p2p::Multiaddr,
+    /// Swarm secret workers must present. Default: generated once and kept in
+    /// <data dir>/swarm-secret (mode 0600).
+    #[arg(long, env = "NOVA_SWARM_SECRET", hide_env_values = true)]
+    secret: Option<String>,
     /// Jobs running at once before new ones get 429.
     #[arg(long, default_value_t = 64)]
     max_in_flight: usize,
@@ -104,12 +111,36 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         )));
     }
 
+    let secret = match args.secret.clone() {
+        Some(s) if !s.is_empty() => s,
+        _ => load_or_create_secret(&global.data_dir()?.join("swarm-secret"))?,
+    };
+    let key = nova_p2p::load_or_create_key(&global.data_dir()?.join("node.key"))?;
+    let p2p = nova_p2p::P2p::spawn(nova_p2p::P2pConfig {
+        key,
+        secret: secret.clone(),
+        listen: vec![args.p2p_listen.clone()],
+        idle_timeout: Duration::from_secs(3600),
+    })?;
+    let p2p_addrs = tokio::time::timeout(Duration::from_secs(10), p2p.listen_addrs())
+        .await
+        .with_context(|| format!("could not listen on {} within 10 s", args.p2p_listen))??;
+    gateway.set_refused_counter(p2p.refused_counter());
+    tokio::spawn(nova_node::accept_members(gateway.clone(), p2p.control()));
+
     let listener = tokio::net::TcpListener::bind(args.bind).await.with_context(|| {
         format!("cannot listen on {} (is another nova running? try --bind 127.0.0.1:0)", args.bind)
     })?;
     let addr = listener.local_addr()?;
     let app = nova_api::router(AppState::new(Arc::new(gateway), &token, Limits::default()));
     println!("nova gateway listening on http://{addr}");
+    for a in &p2p_addrs {
+        println!("p2p listening on {a}");
+    }
+    if let Some(a) = p2p_addrs.first() {
+        // The secret is printed for the person at the terminal, never logged.
+        println!("add a device with: nova worker --join {a} --secret {secret}");
+    }
     if args.token.is_none() {
         println!(
             "bearer token: in {} (curl -H \"Authorization: Bearer $(cat {})\" ...)",
@@ -151,7 +182,7 @@ async fn shutdown_signal() {
     }
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .ok()

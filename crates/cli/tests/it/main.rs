@@ -4,6 +4,7 @@
 mod ask;
 mod model;
 mod serve;
+mod swarm;
 
 use std::{
     path::{Path, PathBuf},

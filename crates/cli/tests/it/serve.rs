@@ -43,7 +43,8 @@ fn serve(extra: &[&str]) -> Serve {
     )
     .expect("symlink");
     let mut cmd: Command = nova(home.path());
-    cmd.args(["serve", "--bind", "127.0.0.1:0", "--no-pull", "--model", "smollm2-135m"])
+    cmd.args(["serve", "--bind", "127.0.0.1:0", "--p2p-listen", "/ip4/127.0.0.1/tcp/0"])
+        .args(["--no-pull", "--model", "smollm2-135m"])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -143,9 +144,16 @@ fn the_api_token_is_generated_once_and_private() {
     let home = tempfile::tempdir().expect("tempdir");
     let token_of = |home: &Path| {
         let mut cmd = nova(home);
-        cmd.args(["serve", "--bind", "127.0.0.1:0", "--no-local"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+        cmd.args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--p2p-listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-local",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
         let mut child = cmd.spawn().expect("spawn");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
         let first = lines.next().and_then(Result::ok).unwrap_or_default();

@@ -1,0 +1,262 @@
+//! A real swarm on 127.0.0.1: `nova serve` plus `nova worker` processes over libp2p, the real
+//! model on each, and faults injected by killing processes.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use serde_json::{json, Value};
+
+use crate::{nova, shared_home};
+
+const TOKEN: &str = "swarm-token";
+const SECRET: &str = "swarm-secret-for-tests";
+
+/// A child process killed on drop, with its stdout lines on a channel.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    _home: tempfile::TempDir,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn wait_for(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                if let Some(rest) = line.strip_prefix(prefix) {
+                    return rest.to_string();
+                }
+            }
+        }
+        panic!("no line starting with {prefix:?} within 60 s");
+    }
+}
+
+/// A data dir with the catalog models linked in.
+fn home() -> tempfile::TempDir {
+    let home = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(home.path().join("models")).expect("mkdir");
+    for f in ["SmolLM2-135M-Instruct.Q4_1.gguf", "gemma-3-270m-q4_k_m.gguf"] {
+        std::os::unix::fs::symlink(
+            shared_home().join("models").join(f),
+            home.path().join("models").join(f),
+        )
+        .expect("symlink");
+    }
+    home
+}
+
+fn spawn(args: &[&str]) -> Proc {
+    let home = home();
+    let mut child = nova(home.path())
+        .args(args)
+        .env("NOVA_THREADS", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn nova");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, lines) = mpsc::sync_channel(64);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    Proc { child, lines, _home: home }
+}
+
+struct Swarm {
+    _gateway: Proc,
+    url: String,
+    join: String,
+}
+
+fn gateway() -> Swarm {
+    let gateway = spawn(&[
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--p2p-listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--no-local",
+        "--token",
+        TOKEN,
+        "--secret",
+        SECRET,
+    ]);
+    let url = gateway.wait_for("nova gateway listening on ");
+    let join = gateway.wait_for("p2p listening on ");
+    Swarm { _gateway: gateway, url, join }
+}
+
+fn worker(s: &Swarm, model: &str, secret: &str) -> Proc {
+    let w = spawn(&[
+        "worker",
+        "--join",
+        &s.join,
+        "--secret",
+        secret,
+        "--no-pull",
+        "--model",
+        model,
+        "--heartbeat-ms",
+        "500",
+    ]);
+    w.wait_for("worker ");
+    w
+}
+
+async fn swarm_view(s: &Swarm) -> Value {
+    reqwest::Client::new()
+        .get(format!("{}/v1/swarm", s.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("swarm")
+        .json()
+        .await
+        .expect("json")
+}
+
+async fn wait_workers(s: &Swarm, n: usize) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = swarm_view(s).await;
+        let ready = v["workers"]
+            .as_array()
+            .map(|w| w.iter().filter(|w| w["state"] == "ready").count())
+            .unwrap_or(0);
+        if ready >= n {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "only {ready} of {n} workers ready: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn submit(s: &Swarm, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/submit", s.url))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .expect("submit");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn two_workers_answer_by_race_and_best_of_n_and_survive_a_kill() {
+    let s = gateway();
+    let _a = worker(&s, "smollm2-135m", SECRET);
+    let mut b = worker(&s, "smollm2-135m", SECRET);
+    wait_workers(&s, 2).await;
+
+    let q = "What is the capital of France?";
+    for strategy in ["race", "best_of_n"] {
+        let (status, v) = submit(&s, json!({"prompt": q, "strategy": strategy, "fanout": 2, "params": {"temperature": 0, "max_tokens": 32}})).await;
+        assert_eq!(status, 200, "{strategy}: {v}");
+        assert!(v["text"].as_str().unwrap_or("").contains("Paris"), "{strategy}: {v}");
+        assert_eq!(v["trace"]["attempts"].as_array().map(Vec::len), Some(2), "{v}");
+    }
+
+    // Kill one worker mid-generation: the race still completes on the other.
+    let long = json!({"prompt": "Write a long story about a dragon.", "fanout": 2,
+        "params": {"temperature": 0, "max_tokens": 200, "ignore_eos": true}});
+    let pending = tokio::spawn({
+        let url = s.url.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .post(format!("{url}/submit"))
+                .bearer_auth(TOKEN)
+                .json(&long)
+                .timeout(Duration::from_secs(120))
+                .send()
+                .await
+                .expect("submit");
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let _ = b.child.kill();
+    let (status, v) = pending.await.expect("join");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["usage"]["completion_tokens"], 200, "{v}");
+}
+
+#[tokio::test]
+async fn a_worker_with_the_wrong_secret_cannot_join() {
+    let s = gateway();
+    let _bad = worker(&s, "smollm2-135m", "not-the-secret");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let v = swarm_view(&s).await;
+    assert_eq!(v["workers"].as_array().map(Vec::len), Some(0), "{v}");
+    let (status, v) = submit(&s, json!({"prompt": "hi"})).await;
+    assert_eq!(status, 503, "{v}");
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", s.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("nova_p2p_refused_connections_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("refused counter");
+    assert!(refused >= 1, "the refusal is counted: {metrics}");
+}
+
+#[tokio::test]
+async fn requests_for_each_model_reach_only_its_node() {
+    let s = gateway();
+    let _smol = worker(&s, "smollm2-135m", SECRET);
+    let _gemma = worker(&s, "gemma3-270m", SECRET);
+    let v = wait_workers(&s, 2).await;
+    let id_of = |model: &str| {
+        v["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["worker"]["models"][0] == model)
+            .map(|w| w["worker"]["id"].clone())
+            .expect("worker")
+    };
+    let (smol, gemma) = (id_of("smollm2-135m"), id_of("gemma3-270m"));
+    for _ in 0..2 {
+        let (st, v) = submit(&s, json!({"prompt": "The sky is", "model": "gemma3-270m", "fanout": 2, "params": {"max_tokens": 8}})).await;
+        assert_eq!((st, &v["trace"]["winner"]), (200, &gemma), "{v}");
+        let (st, v) = submit(&s, json!({"prompt": "Hi", "model": "smollm2-135m", "fanout": 2, "params": {"max_tokens": 8}})).await;
+        assert_eq!((st, &v["trace"]["winner"]), (200, &smol), "{v}");
+    }
+    let models: Value = reqwest::Client::new()
+        .get(format!("{}/v1/models", s.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("models")
+        .json()
+        .await
+        .expect("json");
+    let ids: Vec<&str> =
+        models["data"].as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
+    assert_eq!(ids, ["nova", "gemma3-270m", "smollm2-135m"]);
+}

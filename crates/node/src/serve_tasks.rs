@@ -1,0 +1,149 @@
+//! Worker side: join a gateway, heartbeat, and run the tasks it sends on the local engine.
+
+use std::{sync::Arc, time::Duration};
+
+use futures_util::StreamExt as _;
+use nova_engine::Engine;
+use nova_p2p::{
+    frame,
+    wire::{Membership, Status, TaskEvent, TaskRequest},
+    Multiaddr, P2p, PeerId, MEMBERSHIP, TASK,
+};
+
+/// What a worker says about itself.
+#[derive(Debug, Clone)]
+pub struct WorkerInfo {
+    /// Device name.
+    pub name: String,
+    /// Measured generation speed.
+    pub tokens_per_s: f64,
+    /// nova version.
+    pub version: String,
+    /// Heartbeat interval.
+    pub heartbeat: Duration,
+}
+
+fn status(engine: &dyn Engine, info: &WorkerInfo) -> Status {
+    let health = engine.health();
+    Status {
+        name: info.name.clone(),
+        models: vec![engine.info().model.clone()],
+        tokens_per_s: info.tokens_per_s,
+        queue_depth: health.in_flight as u32,
+        queue_capacity: engine.info().queue_capacity as u32 + 1,
+        paused: false,
+        free_ram_mb: mem_available_mb(),
+        cores: std::thread::available_parallelism().ok().map(|n| n.get() as u32),
+        battery_pct: None,
+        charging: None,
+        temperature_c: None,
+        version: info.version.clone(),
+    }
+}
+
+fn mem_available_mb() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb / 1024)
+}
+
+/// The gateway's peer id, from the `/p2p/<id>` at the end of its address.
+pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        nova_p2p::Protocol::P2p(id) => Some(id),
+        _ => None,
+    })
+}
+
+/// Serves the gateway at `gateway` forever: keeps a membership stream open (rejoining with
+/// backoff when it breaks) and runs incoming tasks on `engine`. Cancel by dropping the future.
+pub async fn run_worker(
+    p2p: &P2p,
+    gateway: Multiaddr,
+    engine: Arc<dyn Engine>,
+    info: WorkerInfo,
+) -> Result<(), String> {
+    let gw_peer = peer_of(&gateway).ok_or_else(|| {
+        format!("{gateway} has no /p2p/<peer id>; copy the exact address `nova serve` printed")
+    })?;
+    let mut control = p2p.control();
+    let mut tasks = control.accept(TASK).map_err(|e| e.to_string())?;
+    let task_engine = engine.clone();
+    let serve = async move {
+        while let Some((peer, stream)) = tasks.next().await {
+            if peer != gw_peer {
+                tracing::warn!(peer = %peer, "task from a peer that is not our gateway; refused");
+                continue;
+            }
+            tokio::spawn(run_task(task_engine.clone(), stream));
+        }
+    };
+    let join = async {
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let _ = p2p.dial(gateway.clone()).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            match control.open_stream(gw_peer, MEMBERSHIP).await {
+                Ok(mut stream) => {
+                    backoff = Duration::from_millis(500);
+                    let mut msg = Membership::Hello(status(engine.as_ref(), &info));
+                    loop {
+                        if let Err(e) = frame::write(&mut stream, &msg).await {
+                            tracing::warn!(error = %e, "lost the gateway; rejoining");
+                            break;
+                        }
+                        tokio::time::sleep(info.heartbeat).await;
+                        msg = Membership::Heartbeat(status(engine.as_ref(), &info));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(gateway = %gateway, error = %e, "cannot join the gateway; retrying")
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+    };
+    tokio::select! {
+        () = serve => Err("the task listener stopped".into()),
+        () = join => Ok(()),
+    }
+}
+
+async fn run_task(engine: Arc<dyn Engine>, mut stream: nova_p2p::Stream) {
+    let req = match tokio::time::timeout(
+        Duration::from_secs(10),
+        frame::read::<_, TaskRequest>(&mut stream),
+    )
+    .await
+    {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "bad task request; dropped");
+            return;
+        }
+        Err(_) => return,
+    };
+    let mut events = match engine.submit(req) {
+        Ok(rx) => rx,
+        Err(e) => {
+            let _ = frame::write(
+                &mut stream,
+                &TaskEvent::Error { kind: e.kind().into(), message: e.to_string() },
+            )
+            .await;
+            return;
+        }
+    };
+    while let Some(ev) = events.recv().await {
+        let msg = match ev {
+            Ok(ev) => TaskEvent::Event(ev),
+            Err(e) => TaskEvent::Error { kind: e.kind().into(), message: e.to_string() },
+        };
+        // A failed write means the gateway dropped the task: returning drops `events`,
+        // which cancels the generation.
+        if frame::write(&mut stream, &msg).await.is_err() {
+            return;
+        }
+    }
+}

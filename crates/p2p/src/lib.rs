@@ -1,0 +1,28 @@
+//! The swarm's wire.
+//!
+//! Every link is TCP, then a private-network handshake keyed by the swarm secret (libp2p
+//! `pnet`: a node without the secret cannot complete a connection, let alone speak a protocol),
+//! then noise (authenticated encryption; the peer id is the node's ed25519 key) and yamux.
+//! On top, two stream protocols carry length-prefixed JSON [`frame`]s:
+//! - [`MEMBERSHIP`]: a worker opens one long-lived stream to the gateway and sends its
+//!   [`wire::Hello`] and then a [`wire::Heartbeat`] every interval.
+//! - [`TASK`]: the gateway opens one stream per task, sends the request and reads
+//!   [`wire::TaskEvent`]s back; closing the stream cancels the task.
+//!
+//! Topology: [`P2p::spawn`] moves the libp2p `Swarm` into its own task (the only owner), which
+//! reports listen addresses and refused connections; everything else goes through cloneable
+//! `libp2p_stream::Control`s.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod frame;
+mod node;
+pub mod wire;
+
+pub use libp2p::{identity::Keypair, multiaddr::Protocol, Multiaddr, PeerId, Stream};
+pub use libp2p_stream::Control;
+pub use node::{load_or_create_key, P2p, P2pConfig, P2pError};
+
+/// Protocol of the membership stream.
+pub const MEMBERSHIP: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/nova/membership/1");
+/// Protocol of task streams.
+pub const TASK: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/nova/task/1");

@@ -1,0 +1,84 @@
+//! Messages of the membership and task protocols. Versioned by their protocol names.
+
+use nova_proto::{TokenEvent, ValidRequest};
+use serde::{Deserialize, Serialize};
+
+/// A worker's state, sent when it joins and in every heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// Human name of the device.
+    pub name: String,
+    /// Models it serves.
+    pub models: Vec<String>,
+    /// Measured generation speed.
+    pub tokens_per_s: f64,
+    /// Requests queued or running.
+    pub queue_depth: u32,
+    /// Most requests it takes at once.
+    pub queue_capacity: u32,
+    /// Paused by its guard.
+    pub paused: bool,
+    /// Free memory in MiB, when known.
+    pub free_ram_mb: Option<u64>,
+    /// CPU cores.
+    pub cores: Option<u32>,
+    /// Battery percent, when it has one.
+    pub battery_pct: Option<f64>,
+    /// Charging, when known.
+    pub charging: Option<bool>,
+    /// Temperature in °C, when known.
+    pub temperature_c: Option<f64>,
+    /// nova version.
+    pub version: String,
+}
+
+/// Membership stream messages, worker → gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Membership {
+    /// First message: who the worker is.
+    Hello(Status),
+    /// Every heartbeat interval.
+    Heartbeat(Status),
+}
+
+/// Task stream messages, worker → gateway, after the gateway sent a [`ValidRequest`].
+/// Tagged by `frame` since the inner token events use `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "frame", rename_all = "snake_case")]
+pub enum TaskEvent {
+    /// A token event from the worker's engine.
+    Event(TokenEvent),
+    /// The worker's engine failed; `kind` is the engine error's stable kind.
+    Error {
+        /// Stable error kind.
+        kind: String,
+        /// Human message.
+        message: String,
+    },
+}
+
+/// The task request frame.
+pub type TaskRequest = ValidRequest;
+
+#[cfg(test)]
+mod tests {
+    use nova_proto::{FinishReason, Usage};
+
+    use super::*;
+
+    #[test]
+    fn frames_roundtrip() {
+        for ev in [
+            TaskEvent::Event(TokenEvent::Token { text: "hi".into() }),
+            TaskEvent::Event(TokenEvent::Done {
+                finish_reason: FinishReason::Stop,
+                usage: Usage::default(),
+            }),
+            TaskEvent::Error { kind: "decode".into(), message: "boom".into() },
+        ] {
+            let bytes = serde_json::to_vec(&ev).unwrap();
+            assert_eq!(serde_json::from_slice::<TaskEvent>(&bytes).unwrap(), ev);
+        }
+    }
+}
