@@ -5,4 +5,5 @@ pub(crate) mod bench;
 mod engine_args;
 pub(crate) mod model;
 pub(crate) mod serve;
+pub(crate) mod status;
 pub(crate) mod worker;

@@ -53,6 +53,8 @@ enum Command {
     Model(cmd::model::Command),
     /// Run the gateway: HTTP API over this node's engine (and, later, the swarm's workers).
     Serve(cmd::serve::Args),
+    /// Show the swarm's live view from a running gateway.
+    Status(cmd::status::Args),
     /// Contribute this device's engine to a gateway's swarm.
     Worker(cmd::worker::Args),
     /// Measure performance.
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
             Command::Bench(c) => cmd::bench::run(&cli.global, c).await,
             Command::Serve(args) => cmd::serve::run(&cli.global, args).await,
             Command::Worker(args) => cmd::worker::run(&cli.global, args).await,
+            Command::Status(args) => cmd::status::run(&cli.global, args).await,
         }
     });
     match result {

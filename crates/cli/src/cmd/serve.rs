@@ -36,6 +36,10 @@ pub(crate) struct Args {
     /// <data dir>/swarm-secret (mode 0600).
     #[arg(long, env = "NOVA_SWARM_SECRET", hide_env_values = true)]
     secret: Option<String>,
+    /// A worker whose last heartbeat is older than this gets no work (3 missed heartbeats at
+    /// the default 10 s).
+    #[arg(long, default_value_t = 30_000)]
+    stale_after_ms: u64,
     /// Jobs running at once before new ones get 429.
     #[arg(long, default_value_t = 64)]
     max_in_flight: usize,
@@ -92,7 +96,11 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
             format!("cannot open the registry {}", data_dir.join("nova.db").display())
         })?;
 
-    let config = GatewayConfig { max_in_flight: args.max_in_flight, ..GatewayConfig::default() };
+    let config = GatewayConfig {
+        max_in_flight: args.max_in_flight,
+        stale_after: Duration::from_millis(args.stale_after_ms),
+        ..GatewayConfig::default()
+    };
     let gateway = Gateway::new(config, Some(store)).await;
     if !args.no_local {
         let engine = engine_args::load_llama(global, &args.engine).await?;

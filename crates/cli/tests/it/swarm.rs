@@ -96,6 +96,8 @@ fn gateway() -> Swarm {
         TOKEN,
         "--secret",
         SECRET,
+        "--stale-after-ms",
+        "1500",
     ]);
     let url = gateway.wait_for("nova gateway listening on ");
     let join = gateway.wait_for("p2p listening on ");
@@ -203,26 +205,34 @@ async fn two_workers_answer_by_race_and_best_of_n_and_survive_a_kill() {
 async fn a_worker_with_the_wrong_secret_cannot_join() {
     let s = gateway();
     let _bad = worker(&s, "smollm2-135m", "not-the-secret");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The refusal is counted once the handshake fails (garbage after the pnet layer ends in a
+    // negotiation error or the 10 s upgrade timeout, whichever comes first).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = reqwest::Client::new()
+            .get(format!("{}/metrics", s.url))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        let refused: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("nova_p2p_refused_connections_total "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("refused counter");
+        if refused >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no refusal counted: {metrics}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     let v = swarm_view(&s).await;
     assert_eq!(v["workers"].as_array().map(Vec::len), Some(0), "{v}");
     let (status, v) = submit(&s, json!({"prompt": "hi"})).await;
     assert_eq!(status, 503, "{v}");
-    let metrics = reqwest::Client::new()
-        .get(format!("{}/metrics", s.url))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let refused: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("nova_p2p_refused_connections_total "))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("refused counter");
-    assert!(refused >= 1, "the refusal is counted: {metrics}");
 }
 
 #[tokio::test]
@@ -259,4 +269,42 @@ async fn requests_for_each_model_reach_only_its_node() {
     let ids: Vec<&str> =
         models["data"].as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
     assert_eq!(ids, ["nova", "gemma3-270m", "smollm2-135m"]);
+}
+
+#[tokio::test]
+async fn a_killed_worker_turns_stale_and_gets_no_more_work() {
+    let s = gateway();
+    let _a = worker(&s, "smollm2-135m", SECRET);
+    let mut b = worker(&s, "smollm2-135m", SECRET);
+    wait_workers(&s, 2).await;
+    let _ = b.child.kill();
+    let _ = b.child.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = swarm_view(&s).await;
+        let states: Vec<&str> =
+            v["workers"].as_array().unwrap().iter().filter_map(|w| w["state"].as_str()).collect();
+        if states.contains(&"stale") {
+            assert_eq!(states.iter().filter(|s| **s == "ready").count(), 1, "{v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the killed worker never turned stale: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Every request now goes to the live worker, first time, with no failed attempt.
+    for _ in 0..3 {
+        let (st, v) =
+            submit(&s, json!({"prompt": "Hi", "fanout": 2, "params": {"max_tokens": 4}})).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["trace"]["attempts"].as_array().map(Vec::len), Some(1), "{v}");
+    }
+    // `nova status` shows both, one stale.
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = crate::run(
+        crate::nova(home.path()).args(["status", "--url", &s.url, "--token", TOKEN]),
+        Duration::from_secs(30),
+    );
+    let text = crate::stdout(&out);
+    assert!(out.status.success(), "{}", crate::stderr(&out));
+    assert!(text.contains("stale") && text.contains("ready"), "{text}");
 }

@@ -1,0 +1,77 @@
+//! `nova status`: the swarm as a running gateway sees it.
+
+use std::{process::ExitCode, time::Duration};
+
+use anyhow::Context as _;
+use serde_json::Value;
+
+use crate::Global;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The gateway's HTTP address.
+    #[arg(long, env = "NOVA_URL", default_value = "http://127.0.0.1:8787")]
+    url: String,
+    /// Bearer token (default: the one in <data dir>/api-token).
+    #[arg(long, env = "NOVA_API_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print the raw JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+    let token = match args.token {
+        Some(t) => t,
+        None => {
+            let path = global.data_dir()?.join("api-token");
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("no --token given and cannot read {}", path.display()))?
+                .trim()
+                .to_string()
+        }
+    };
+    let url = format!("{}/v1/swarm", args.url.trim_end_matches('/'));
+    let resp = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .with_context(|| {
+            format!("cannot reach the gateway at {} (is `nova serve` running?)", args.url)
+        })?;
+    if !resp.status().is_success() {
+        anyhow::bail!(
+            "the gateway answered {}: {}",
+            resp.status(),
+            resp.text().await.unwrap_or_default()
+        );
+    }
+    let v: Value = resp.json().await.context("the gateway sent invalid JSON")?;
+    if args.json {
+        println!("{v}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = v["now_ms"].as_u64().unwrap_or(0);
+    println!(
+        "{:<20} {:<14} {:<8} {:>7} {:>7} {:>10}  ID",
+        "NAME", "MODEL", "STATE", "TOK/S", "QUEUE", "SEEN"
+    );
+    for w in v["workers"].as_array().into_iter().flatten() {
+        let wk = &w["worker"];
+        let seen = now.saturating_sub(wk["last_seen_ms"].as_u64().unwrap_or(0));
+        println!(
+            "{:<20} {:<14} {:<8} {:>7.0} {:>3}/{:<3} {:>8.1}s  {}",
+            wk["name"].as_str().unwrap_or("?"),
+            wk["models"][0].as_str().unwrap_or("?"),
+            w["state"].as_str().unwrap_or("?"),
+            wk["tokens_per_s"].as_f64().unwrap_or(0.0),
+            wk["queue_depth"].as_u64().unwrap_or(0),
+            wk["queue_capacity"].as_u64().unwrap_or(0),
+            seen as f64 / 1000.0,
+            wk["id"].as_str().unwrap_or("?"),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
