@@ -380,3 +380,48 @@ async fn admission_is_bounded_with_retry_after() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_stream_whose_worker_dies_midway_ends_with_an_error_event() {
+    let g = gateway().await;
+    let dying = Script::FailAfter {
+        text: "one two three four five".into(),
+        after: 2,
+        error: EngineError::Unavailable("worker went away".into()),
+    };
+    g.add_worker(local("dying", engine("m", dying, 1), 10.0));
+    let app = app(&g);
+    let body = json!({"messages": [{"role": "user", "content": "hi"}], "stream": true, "nova": {"fanout": 1}});
+    let (s, _, text) = call(&app, "POST", "/v1/chat/completions", Some(TOKEN), Some(body)).await;
+    assert_eq!(s, 200);
+    let events: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    let content: String =
+        events.iter().filter_map(|v| v["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(content, "one two ", "the tokens that did arrive are delivered");
+    let last = events.last().expect("events");
+    assert_eq!(last["error"]["code"], "worker_failed", "{text}");
+    assert!(
+        last["error"]["message"].as_str().unwrap().contains("after streaming 2 tokens"),
+        "{last}"
+    );
+    assert!(!text.contains("[DONE]"), "a failed stream must not look complete: {text}");
+
+    // Before any token, a failure moves the request to another worker instead.
+    g.add_worker(local("fine", engine("m", Script::Fixed("all good".into()), 1), 1.0));
+    let never = Script::Fail(EngineError::Unavailable("down".into()));
+    g.add_worker(local("dying", engine("m", never, 1), 10.0));
+    let body = json!({"messages": [{"role": "user", "content": "hi"}], "stream": true, "nova": {"fanout": 1}});
+    let (_, _, text) = call(&app, "POST", "/v1/chat/completions", Some(TOKEN), Some(body)).await;
+    let content: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(String::from))
+        .collect();
+    assert_eq!(content, "all good", "{text}");
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+}

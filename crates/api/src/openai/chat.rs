@@ -68,6 +68,8 @@ pub(crate) struct ChatRequest {
     frequency_penalty: Option<f32>,
     presence_penalty: Option<f32>,
     repeat_penalty: Option<f32>,
+    /// llama.cpp server extension: generate exactly `max_tokens` (benchmarks).
+    ignore_eos: Option<bool>,
     n: Option<u32>,
     nova: Option<NovaOptions>,
 }
@@ -89,7 +91,7 @@ pub(crate) fn sampling(r: &ChatRequest) -> SamplingParams {
         repeat_penalty: r.repeat_penalty.unwrap_or(d.repeat_penalty),
         frequency_penalty: r.frequency_penalty.unwrap_or(d.frequency_penalty),
         presence_penalty: r.presence_penalty.unwrap_or(d.presence_penalty),
-        ignore_eos: false,
+        ignore_eos: r.ignore_eos.unwrap_or(false),
     }
 }
 

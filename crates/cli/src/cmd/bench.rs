@@ -8,10 +8,14 @@ use nova_engine::{BenchSpec, Engine as _};
 use super::engine_args::{self, EngineArgs};
 use crate::Global;
 
+mod swarm;
+
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
     /// Tokens per second of the local engine (pp = prompt processing, tg = generation).
     Engine(EngineBench),
+    /// Latency, time to first token and throughput of a running gateway, at rising concurrency.
+    Swarm(swarm::Args),
 }
 
 #[derive(Debug, clap::Args)]
@@ -33,7 +37,10 @@ pub(crate) struct EngineBench {
 }
 
 pub(crate) async fn run(global: &Global, cmd: Command) -> anyhow::Result<ExitCode> {
-    let Command::Engine(args) = cmd;
+    let args = match cmd {
+        Command::Engine(args) => args,
+        Command::Swarm(args) => return swarm::run(global, args).await,
+    };
     if args.runs == 0 {
         anyhow::bail!("--runs must be at least 1");
     }

@@ -3,14 +3,14 @@
 
 use std::{
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc,
     },
     time::Duration,
 };
 
 use nova_proto::{FinishReason, Prompt, TokenEvent, Usage, ValidRequest};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 
 use crate::{Engine, EngineError, EngineInfo, Health, OutputFilter, TokenStream};
 
@@ -23,6 +23,16 @@ pub enum Script {
     Fixed(String),
     /// Fails every request with this error, after streaming nothing.
     Fail(EngineError),
+    /// Streams the first `after` words of `text`, then fails with `error` (a worker dying
+    /// mid-generation).
+    FailAfter {
+        /// The answer it starts.
+        text: String,
+        /// Words streamed before failing.
+        after: u32,
+        /// The failure.
+        error: EngineError,
+    },
 }
 
 /// A deterministic engine that streams its script one word per `token_delay`.
@@ -32,6 +42,11 @@ pub struct ScriptedEngine {
     script: Script,
     token_delay: Duration,
     in_flight: Arc<AtomicUsize>,
+    /// When set, at most this many requests generate at once (a device of fixed speed).
+    slots: Option<Arc<Semaphore>>,
+    /// Per-request speed varies uniformly by ± this fraction.
+    jitter: f64,
+    rng: AtomicU64,
 }
 
 impl ScriptedEngine {
@@ -49,7 +64,36 @@ impl ScriptedEngine {
             script,
             token_delay,
             in_flight: Arc::new(AtomicUsize::new(0)),
+            slots: None,
+            jitter: 0.0,
+            rng: AtomicU64::new(0x9E3779B97F4A7C15),
         }
+    }
+
+    /// Generates at most `n` requests at once; the rest wait their turn, as on a real device.
+    pub fn with_parallelism(mut self, n: usize) -> Self {
+        self.slots = Some(Arc::new(Semaphore::new(n.max(1))));
+        self
+    }
+
+    /// Varies each request's per-token delay uniformly by ± `fraction`, from a seeded sequence.
+    pub fn with_jitter(mut self, fraction: f64, seed: u64) -> Self {
+        self.jitter = fraction.clamp(0.0, 0.99);
+        // Spread nearby seeds apart so workers seeded 1, 2, 3… draw independent sequences.
+        self.rng = AtomicU64::new(seed.wrapping_mul(0x9E3779B97F4A7C15) ^ 0xD1B54A32D192ED03);
+        self
+    }
+
+    fn next_delay(&self) -> Duration {
+        if self.jitter == 0.0 {
+            return self.token_delay;
+        }
+        let x = self.rng.fetch_add(0x9E3779B97F4A7C15, Ordering::Relaxed);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+        let u = (z >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
+        self.token_delay.mul_f64(1.0 + self.jitter * (2.0 * u - 1.0))
     }
 }
 
@@ -71,6 +115,21 @@ impl Engine for ScriptedEngine {
                 Prompt::Chat(m) => m.last().map(|m| m.content.clone()).unwrap_or_default(),
             },
             Script::Fixed(t) => t.clone(),
+            Script::FailAfter { text, after, error } => {
+                let (tx, rx) = mpsc::channel(32);
+                let (text, after, error, delay) =
+                    (text.clone(), *after, error.clone(), self.token_delay);
+                handle.spawn(async move {
+                    for word in text.split_inclusive(' ').take(after as usize) {
+                        tokio::time::sleep(delay).await;
+                        if tx.send(Ok(TokenEvent::Token { text: word.into() })).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = tx.send(Err(error)).await;
+                });
+                return Ok(rx);
+            }
             Script::Fail(e) => {
                 let (tx, rx) = mpsc::channel(1);
                 let _ = tx.try_send(Err(e.clone()));
@@ -78,11 +137,21 @@ impl Engine for ScriptedEngine {
             }
         };
         let (tx, rx) = mpsc::channel(32);
-        let delay = self.token_delay;
+        let delay = self.next_delay();
         let in_flight = self.in_flight.clone();
+        let slots = self.slots.clone();
         in_flight.fetch_add(1, Ordering::SeqCst);
         handle.spawn(async move {
-            stream_words(&text, &req, delay, &tx).await;
+            let _slot = match &slots {
+                Some(s) => tokio::select! {
+                    p = s.clone().acquire_owned() => p.ok(),
+                    _ = tx.closed() => None,
+                },
+                None => None,
+            };
+            if !tx.is_closed() {
+                stream_words(&text, &req, delay, &tx).await;
+            }
             in_flight.fetch_sub(1, Ordering::SeqCst);
         });
         Ok(rx)
