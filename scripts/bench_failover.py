@@ -38,7 +38,7 @@ def call(url, path, body=None):
 def main():
     tmp = tempfile.mkdtemp(prefix="nova-failover-")
     gw = spawn(os.path.join(tmp, "gw"), "serve", "--bind", "127.0.0.1:0", "--p2p-listen", "/ip4/127.0.0.1/tcp/0",
-               "--no-local", "--token", TOKEN, "--secret", SECRET)
+               "--no-local", "--token", TOKEN, "--secret", SECRET, "--stale-after-ms", "1500")
     url = line(gw, "nova gateway listening on ")
     join = line(gw, "p2p listening on ")
     results = []
@@ -78,6 +78,7 @@ def main():
                   f"winner {out['trace']['winner'][-8:]}, failed attempt: {failed['outcome']})")
             for w in workers.values():
                 w.kill()
+            time.sleep(0.5)
         det = sorted(x[0] for x in results)
         com = sorted(x[1] for x in results)
         print(f"median: noticed {det[len(det)//2]:.0f} ms after the kill; complete {com[len(com)//2]:.0f} ms after the kill")

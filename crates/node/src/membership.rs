@@ -85,8 +85,10 @@ pub async fn accept_members(gateway: Gateway, mut control: Control) {
                         worker.update(s, now);
                     }
                     Err(e) => {
-                        // The worker stays registered and turns stale; a rejoin replaces it.
+                        // It stays listed (as stale) so the swarm view shows the departure;
+                        // a rejoin replaces it.
                         tracing::info!(worker = %short(&peer), reason = %e, "worker left");
+                        worker.mark_gone();
                         return;
                     }
                 }

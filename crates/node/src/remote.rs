@@ -57,6 +57,12 @@ impl RemoteWorker {
         *lock(&self.state) = (status, now_ms);
     }
 
+    /// Marks the worker as gone (its membership stream closed): it turns stale at once instead
+    /// of after the staleness window, so no new work is sent to a departed device.
+    pub fn mark_gone(&self) {
+        lock(&self.state).1 = 0;
+    }
+
     /// Its last reported status.
     pub fn status(&self) -> Status {
         lock(&self.state).0.clone()
