@@ -10,7 +10,7 @@ nova="${NOVA_BIN:-target/release/nova}"
 rounds="${ROUNDS:-2}"
 threads="${THREADS:-2}"
 model="${NOVA_HOME:-$HOME/.local/share/nova}/models/SmolLM2-135M-Instruct.Q4_1.gguf"
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/nova-overhead-XXXXXX")"
+tmp="$(mktemp -d)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT INT TERM

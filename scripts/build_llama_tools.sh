@@ -46,7 +46,7 @@ case "$mode" in
       exit 0
     fi
     mkdir -p "$home/tools"
-    work="$(mktemp -d "$home/tools/.build-XXXXXX")"
+    work="$(mktemp -d -p "$home/tools")"
     trap 'rm -rf "$work"' EXIT
     src="$(fetch_sdist "$work")"
     echo "building llama-bench and llama-server (native CPU, Release)" >&2
@@ -73,7 +73,7 @@ for p in json.load(sys.stdin)["packages"]:
       exit 0
     fi
     mkdir -p "$home/tools"
-    work="$(mktemp -d "$home/tools/.build-XXXXXX")"
+    work="$(mktemp -d -p "$home/tools")"
     trap 'rm -rf "$work"' EXIT
     sdist="$(fetch_sdist "$work")"
     cp -r "$sys_dir/llama.cpp" "$work/tree"

@@ -12,7 +12,7 @@ prompt="${1:-What is the capital of France?}"
 models_home="${NOVA_HOME:-$HOME/.local/share/nova}"
 "$nova" --data-dir "$models_home" model pull >&2
 
-run_dir="$(mktemp -d "${TMPDIR:-/tmp}/nova-smoke-XXXXXX")"
+run_dir="$(mktemp -d)"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -35,7 +35,11 @@ pids+=($!)
 for _ in $(seq 100); do grep -q '^add a device with' "$run_dir/gateway.out" 2>/dev/null && break; sleep 0.2; done
 url="$(sed -n 's/^nova gateway listening on //p' "$run_dir/gateway.out")"
 join_cmd="$(sed -n 's/^add a device with: //p' "$run_dir/gateway.out")"
-[ -n "$url" ] && [ -n "$join_cmd" ] || { echo "error: the gateway did not start:" >&2; cat "$run_dir/gateway.err" >&2; exit 1; }
+if [ -z "$url" ] || [ -z "$join_cmd" ]; then
+  echo "error: the gateway did not start:" >&2
+  cat "$run_dir/gateway.err" >&2
+  exit 1
+fi
 echo "gateway: $url" >&2
 
 # shellcheck disable=SC2086 # the printed join command is split into its words on purpose
