@@ -13,6 +13,7 @@ ldconfig -p 2>/dev/null | grep -q 'libclang' || need+=(libclang-dev)
 command -v python3 >/dev/null || need+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 python3 -m venv --help >/dev/null 2>&1 || need+=(python3-venv)
+command -v shellcheck >/dev/null || need+=(shellcheck)
 
 if [ "${#need[@]}" -gt 0 ]; then
   if ! command -v apt-get >/dev/null; then

@@ -27,8 +27,9 @@ if ! "$venv/bin/python" -c 'import openai' 2>/dev/null; then
 fi
 export NOVA_OPENAI_PYTHON="$venv/bin/python"
 
-echo "== fmt and clippy" >&2
+echo "== fmt, clippy, shellcheck" >&2
 cargo fmt --all -- --check
+shellcheck scripts/*.sh .ci/run
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
 echo "== tests" >&2
