@@ -4,7 +4,6 @@ use std::{sync::Arc, time::Duration};
 
 use futures_util::StreamExt as _;
 use nova_p2p::{frame, wire::Membership, Control, MEMBERSHIP};
-use nova_router::WorkerView;
 use nova_store::NodeRecord;
 
 use crate::{now_ms, remote::short, Gateway, RemoteWorker};
@@ -12,26 +11,9 @@ use crate::{now_ms, remote::short, Gateway, RemoteWorker};
 /// Most workers registered at once; more are refused.
 const MAX_MEMBERS: usize = 1024;
 
-fn record(id: &str, s: &nova_p2p::wire::Status, now: u64) -> NodeRecord {
-    NodeRecord {
-        view: WorkerView {
-            id: id.into(),
-            name: s.name.clone(),
-            models: s.models.clone(),
-            tokens_per_s: s.tokens_per_s,
-            queue_depth: s.queue_depth,
-            queue_capacity: s.queue_capacity,
-            paused: s.paused,
-            last_seen_ms: now,
-        },
-        free_ram_mb: s.free_ram_mb,
-        cores: s.cores,
-        battery_pct: s.battery_pct,
-        charging: s.charging,
-        temperature_c: s.temperature_c,
-        version: s.version.clone(),
-        first_seen_ms: now,
-    }
+fn record(id: &str, status: &nova_p2p::wire::Status, now: u64) -> NodeRecord {
+    // The store keeps the first `first_seen_ms` it saw for this id.
+    NodeRecord { id: id.into(), status: status.clone(), first_seen_ms: now, last_seen_ms: now }
 }
 
 /// Accepts membership streams until `control`'s swarm stops. Each worker gets its own task;

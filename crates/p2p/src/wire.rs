@@ -4,33 +4,7 @@ use nova_proto::{TokenEvent, ValidRequest};
 use serde::{Deserialize, Serialize};
 
 /// A worker's state, sent when it joins and in every heartbeat.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Status {
-    /// Human name of the device.
-    pub name: String,
-    /// Models it serves.
-    pub models: Vec<String>,
-    /// Measured generation speed.
-    pub tokens_per_s: f64,
-    /// Requests queued or running.
-    pub queue_depth: u32,
-    /// Most requests it takes at once.
-    pub queue_capacity: u32,
-    /// Paused by its guard.
-    pub paused: bool,
-    /// Free memory in MiB, when known.
-    pub free_ram_mb: Option<u64>,
-    /// CPU cores.
-    pub cores: Option<u32>,
-    /// Battery percent, when it has one.
-    pub battery_pct: Option<f64>,
-    /// Charging, when known.
-    pub charging: Option<bool>,
-    /// Temperature in °C, when known.
-    pub temperature_c: Option<f64>,
-    /// nova version.
-    pub version: String,
-}
+pub type Status = nova_proto::NodeStatus;
 
 /// Membership stream messages, worker → gateway.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,9 +3,11 @@
 //! the engine, the router and (later) the wire protocol can all depend on it.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod node;
 mod request;
 mod token;
 
+pub use node::NodeStatus;
 pub use request::{
     ChatMessage, Limits, Prompt, Role, SamplingParams, TaskId, ValidRequest, ValidationError,
 };

@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use nova_router::{winrate::Record, WorkerView};
+use nova_proto::NodeStatus;
+use nova_router::winrate::Record;
 use rusqlite::{params, Connection, OptionalExtension as _};
 use tokio::sync::mpsc;
 
@@ -106,32 +107,31 @@ fn apply(conn: &mut Connection, batch: Vec<Command>) -> Result<(), StoreError> {
 }
 
 fn upsert_node(tx: &rusqlite::Transaction<'_>, n: &NodeRecord) -> Result<(), StoreError> {
-    let models = serde_json::to_string(&n.view.models).unwrap_or_else(|_| "[]".into());
+    let s = &n.status;
+    let models = serde_json::to_string(&s.models).unwrap_or_else(|_| "[]".into());
     let first: Option<i64> = tx
-        .query_row("SELECT first_seen_ms FROM nodes WHERE id = ?1", params![n.view.id], |r| {
-            r.get(0)
-        })
+        .query_row("SELECT first_seen_ms FROM nodes WHERE id = ?1", params![n.id], |r| r.get(0))
         .optional()?;
     tx.execute(
         "INSERT OR REPLACE INTO nodes (id, name, models, tokens_per_s, free_ram_mb, cores, battery_pct,
             charging, temperature_c, paused, queue_depth, queue_capacity, version, first_seen_ms, last_seen_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         params![
-            n.view.id,
-            n.view.name,
+            n.id,
+            s.name,
             models,
-            n.view.tokens_per_s,
-            n.free_ram_mb.map(|v| v as i64),
-            n.cores,
-            n.battery_pct,
-            n.charging,
-            n.temperature_c,
-            n.view.paused,
-            n.view.queue_depth,
-            n.view.queue_capacity,
-            n.version,
+            s.tokens_per_s,
+            s.free_ram_mb.map(|v| v as i64),
+            s.cores,
+            s.battery_pct,
+            s.charging,
+            s.temperature_c,
+            s.paused,
+            s.queue_depth,
+            s.queue_capacity,
+            s.version,
             first.unwrap_or(n.first_seen_ms as i64),
-            n.view.last_seen_ms as i64,
+            n.last_seen_ms as i64,
         ],
     )?;
     Ok(())
@@ -146,23 +146,23 @@ fn nodes(conn: &Connection) -> Result<Vec<NodeRecord>, StoreError> {
     let rows = stmt.query_map([], |r| {
         let models: String = r.get(2)?;
         Ok(NodeRecord {
-            view: WorkerView {
-                id: r.get(0)?,
+            id: r.get(0)?,
+            status: NodeStatus {
                 name: r.get(1)?,
                 models: serde_json::from_str(&models).unwrap_or_default(),
                 tokens_per_s: r.get(3)?,
+                free_ram_mb: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+                cores: r.get(5)?,
+                battery_pct: r.get(6)?,
+                charging: r.get(7)?,
+                temperature_c: r.get(8)?,
                 paused: r.get(9)?,
                 queue_depth: r.get(10)?,
                 queue_capacity: r.get(11)?,
-                last_seen_ms: r.get::<_, i64>(14)? as u64,
+                version: r.get(12)?,
             },
-            free_ram_mb: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
-            cores: r.get(5)?,
-            battery_pct: r.get(6)?,
-            charging: r.get(7)?,
-            temperature_c: r.get(8)?,
-            version: r.get(12)?,
             first_seen_ms: r.get::<_, i64>(13)? as u64,
+            last_seen_ms: r.get::<_, i64>(14)? as u64,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -10,32 +10,25 @@ mod actor;
 
 use std::path::Path;
 
-use nova_router::{winrate::Record, WorkerView};
+use nova_proto::NodeStatus;
+use nova_router::winrate::Record;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 /// Commands waiting for the actor, at most.
 const QUEUE: usize = 1024;
 
-/// What a node reports in its heartbeat.
+/// A registered node: what it last reported, and when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeRecord {
-    /// Routing-relevant state.
-    pub view: WorkerView,
-    /// Free memory in MiB, when known.
-    pub free_ram_mb: Option<u64>,
-    /// CPU cores, when known.
-    pub cores: Option<u32>,
-    /// Battery charge in percent, when the device has one.
-    pub battery_pct: Option<f64>,
-    /// Whether it is charging, when known.
-    pub charging: Option<bool>,
-    /// Hottest thermal zone in °C, when known.
-    pub temperature_c: Option<f64>,
-    /// Its nova version.
-    pub version: String,
-    /// First heartbeat ever seen, ms since the epoch.
+    /// The node's id (its peer id).
+    pub id: String,
+    /// Its last heartbeat.
+    pub status: NodeStatus,
+    /// First heartbeat ever seen, ms since the epoch (kept across updates).
     pub first_seen_ms: u64,
+    /// Latest heartbeat, ms since the epoch.
+    pub last_seen_ms: u64,
 }
 
 /// One finished request, for the log.
@@ -186,23 +179,23 @@ mod tests {
 
     fn node(id: &str, seen: u64) -> NodeRecord {
         NodeRecord {
-            view: WorkerView {
-                id: id.into(),
+            id: id.into(),
+            status: NodeStatus {
                 name: format!("{id}-phone"),
                 models: vec!["smollm2-135m".into()],
                 tokens_per_s: 42.5,
                 queue_depth: 1,
                 queue_capacity: 4,
                 paused: false,
-                last_seen_ms: seen,
+                free_ram_mb: Some(512),
+                cores: Some(8),
+                battery_pct: Some(77.0),
+                charging: Some(true),
+                temperature_c: None,
+                version: "0.1.0".into(),
             },
-            free_ram_mb: Some(512),
-            cores: Some(8),
-            battery_pct: Some(77.0),
-            charging: Some(true),
-            temperature_c: None,
-            version: "0.1.0".into(),
             first_seen_ms: seen,
+            last_seen_ms: seen,
         }
     }
 
@@ -228,7 +221,7 @@ mod tests {
         let nodes = store.nodes().await?;
         assert_eq!(nodes.len(), 2);
         assert_eq!(
-            (nodes[0].view.id.as_str(), nodes[0].first_seen_ms, nodes[0].view.last_seen_ms),
+            (nodes[0].id.as_str(), nodes[0].first_seen_ms, nodes[0].last_seen_ms),
             ("a", 100, 200)
         );
         assert_eq!(nodes[0], NodeRecord { first_seen_ms: 100, ..node("a", 200) });
