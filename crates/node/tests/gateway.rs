@@ -425,3 +425,32 @@ async fn a_stream_whose_worker_dies_midway_ends_with_an_error_event() {
     assert_eq!(content, "all good", "{text}");
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
 }
+
+#[tokio::test]
+async fn tag_win_rates_survive_a_gateway_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("nova.db");
+    {
+        let store = nova_store::Store::open(&db).expect("store");
+        let g = Gateway::new(GatewayConfig::default(), Some(store.clone())).await;
+        g.add_worker(local(
+            "good",
+            engine("m", Script::Fixed("The capital of France is Paris.".into()), 1),
+            10.0,
+        ));
+        g.add_worker(local("bad", engine("m", Script::Fixed("zzz".into()), 1), 10.0));
+        let app = app(&g);
+        for _ in 0..4 {
+            let (s, _) = submit(&app, json!({"prompt": "capital of France?", "strategy": "best_of_n", "fanout": 2, "tags": ["geo"]})).await;
+            assert_eq!(s, 200);
+        }
+        store.flush().await.expect("flush");
+        let logged = store.recent_requests(10).await.expect("log");
+        assert_eq!(logged.len(), 4);
+        assert!(logged.iter().all(|r| r.outcome == "ok" && r.strategy == "best_of_n"));
+    }
+    let store = nova_store::Store::open(&db).expect("reopen");
+    let g = Gateway::new(GatewayConfig::default(), Some(store)).await;
+    assert!(g.win_rate("good", "geo") > 0.75, "{}", g.win_rate("good", "geo"));
+    assert!(g.win_rate("bad", "geo") < 0.25, "{}", g.win_rate("bad", "geo"));
+}

@@ -1,10 +1,11 @@
 //! One worker's attempt at a whole answer.
 
-use std::{sync::Arc, time::Instant};
+use std::{collections::HashSet, sync::Arc, time::Instant};
 
-use nova_api::Attempt;
+use nova_api::{Attempt, Job};
 use nova_proto::{FinishReason, TokenEvent, Usage, ValidRequest};
 
+use super::Inner;
 use crate::Worker;
 
 /// A complete answer from one worker.
@@ -91,4 +92,61 @@ pub(crate) async fn whole(
         }
     }
     Err(fail("disconnected", "the worker went away mid-answer".into(), ttft_ms, tokens))
+}
+
+/// Whole-answer attempts running in parallel, with the retry budget: the part race and
+/// best-of-n share.
+pub(crate) struct Attempts {
+    pub(crate) set: tokio::task::JoinSet<Result<Answer, Failure>>,
+    /// Workers asked so far (a retry never asks one twice).
+    tried: HashSet<String>,
+    /// Workers whose attempt has not finished.
+    pub(crate) running: HashSet<String>,
+    retries: usize,
+    started: Instant,
+}
+
+impl Attempts {
+    /// Starts an attempt on each of `workers`.
+    pub(crate) fn start(
+        inner: &Inner,
+        job: &Job,
+        workers: Vec<Arc<dyn Worker>>,
+        started: Instant,
+    ) -> Self {
+        let mut a = Self {
+            set: tokio::task::JoinSet::new(),
+            tried: HashSet::new(),
+            running: HashSet::new(),
+            retries: inner.max_retries(),
+            started,
+        };
+        for w in workers {
+            a.spawn(w, job);
+        }
+        a
+    }
+
+    fn spawn(&mut self, w: Arc<dyn Worker>, job: &Job) {
+        self.tried.insert(w.id().to_string());
+        self.running.insert(w.id().to_string());
+        self.set.spawn(whole(w, job.request.clone(), self.started));
+    }
+
+    /// Records that `worker` finished.
+    pub(crate) fn finished(&mut self, worker: &str) {
+        self.running.remove(worker);
+    }
+
+    /// After a failure: starts an attempt on an untried eligible worker, if the budget allows.
+    pub(crate) fn retry(&mut self, inner: &Inner, job: &Job) {
+        if self.retries == 0 {
+            return;
+        }
+        if let Some(w) = inner.replacement(job, &self.tried) {
+            self.retries -= 1;
+            tracing::info!(worker = w.id(), "retrying on another worker");
+            self.spawn(w, job);
+        }
+    }
 }

@@ -3,15 +3,14 @@
 //! budget lasts; at 90 % of the deadline the answers in hand are judged, so a straggler cannot
 //! turn a good result into a timeout.
 
-use std::{collections::HashSet, sync::Arc, time::Instant};
+use std::{sync::Arc, time::Instant};
 
 use nova_api::{Attempt, InferError, Job, JobResult, Trace};
 use nova_proto::{ChatMessage, FinishReason, Prompt};
 use nova_router::{Candidate, Reranker, RuleReranker};
-use tokio::task::JoinSet;
 
 use super::{
-    attempt::{self, Answer, Failure},
+    attempt::{Answer, Attempts, Failure},
     Inner,
 };
 use crate::Worker;
@@ -31,39 +30,31 @@ pub(crate) async fn run(
     workers: Vec<Arc<dyn Worker>>,
     started: Instant,
 ) -> Result<JobResult, InferError> {
-    let mut set = JoinSet::new();
-    let mut tried = HashSet::new();
-    for w in workers {
-        tried.insert(w.id().to_string());
-        set.spawn(attempt::whole(w, job.request.clone(), started));
-    }
+    let mut running = Attempts::start(inner, job, workers, started);
     let judge_at = tokio::time::Instant::from_std(started) + job.deadline.mul_f64(0.9);
     let mut answers: Vec<Answer> = Vec::new();
     let mut failures: Vec<Failure> = Vec::new();
-    let mut retries = inner.max_retries();
     loop {
         let joined = tokio::select! {
-            j = set.join_next() => j,
+            j = running.set.join_next() => j,
             _ = tokio::time::sleep_until(judge_at) => break,
         };
         match joined {
             None => break,
-            Some(Ok(Ok(a))) => answers.push(a),
+            Some(Ok(Ok(a))) => {
+                running.finished(&a.worker);
+                answers.push(a);
+            }
             Some(Ok(Err(f))) => {
                 inner.metrics.attempt(f.kind);
+                running.finished(&f.worker);
                 failures.push(f);
-                if retries > 0 {
-                    if let Some(w) = inner.replacement(job, &tried) {
-                        retries -= 1;
-                        tried.insert(w.id().to_string());
-                        set.spawn(attempt::whole(w, job.request.clone(), started));
-                    }
-                }
+                running.retry(inner, job);
             }
             Some(Err(e)) => tracing::error!(error = %e, "attempt task failed"),
         }
     }
-    set.abort_all();
+    running.set.abort_all();
     if answers.is_empty() {
         let last = failures
             .last()

@@ -14,7 +14,7 @@ use nova_proto::TokenEvent;
 use tokio::{sync::mpsc, task::JoinSet};
 
 use super::{
-    attempt::{self, Answer, Failure},
+    attempt::{Answer, Attempts, Failure},
     Inner,
 };
 use crate::Worker;
@@ -54,26 +54,18 @@ pub(crate) async fn whole(
     workers: Vec<Arc<dyn Worker>>,
     started: Instant,
 ) -> Result<JobResult, InferError> {
-    let mut set = JoinSet::new();
-    let mut running = HashSet::new();
-    let mut tried = HashSet::new();
-    for w in workers {
-        tried.insert(w.id().to_string());
-        running.insert(w.id().to_string());
-        set.spawn(attempt::whole(w, job.request.clone(), started));
-    }
+    let mut attempts_running = Attempts::start(inner, job, workers, started);
     let mut failures: Vec<Failure> = Vec::new();
-    let mut retries = inner.max_retries();
-    while let Some(joined) = set.join_next().await {
+    while let Some(joined) = attempts_running.set.join_next().await {
         match joined {
             Ok(Ok(answer)) => {
-                running.remove(&answer.worker);
-                // Dropping the set aborts the others, which drops their streams: cancelled.
-                set.abort_all();
+                attempts_running.finished(&answer.worker);
+                // Aborting the others drops their streams: they are cancelled.
+                attempts_running.set.abort_all();
                 inner.metrics.attempt("won");
                 let mut attempts: Vec<Attempt> = failures.iter().map(Failure::attempt).collect();
                 attempts.push(won(&answer, "won"));
-                for id in &running {
+                for id in &attempts_running.running {
                     inner.metrics.attempt("cancelled");
                     attempts.push(cancelled(id, started));
                 }
@@ -93,17 +85,9 @@ pub(crate) async fn whole(
             Ok(Err(failure)) => {
                 tracing::warn!(worker = %failure.worker, error = %failure.message, "attempt failed");
                 inner.metrics.attempt(failure.kind);
-                running.remove(&failure.worker);
+                attempts_running.finished(&failure.worker);
                 failures.push(failure);
-                if retries > 0 {
-                    if let Some(w) = inner.replacement(job, &tried) {
-                        retries -= 1;
-                        tracing::info!(worker = w.id(), "retrying on another worker");
-                        tried.insert(w.id().to_string());
-                        running.insert(w.id().to_string());
-                        set.spawn(attempt::whole(w, job.request.clone(), started));
-                    }
-                }
+                attempts_running.retry(inner, job);
             }
             Err(join) => tracing::error!(error = %join, "attempt task failed"),
         }
