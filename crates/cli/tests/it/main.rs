@@ -7,9 +7,11 @@ mod serve;
 mod swarm;
 
 use std::{
+    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Command, Output},
-    time::Duration,
+    process::{Child, Command, Output, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
 };
 
 /// The data dir holding the pulled catalog models.
@@ -61,4 +63,68 @@ pub(crate) fn stdout(o: &Output) -> String {
 
 pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A child process killed on drop, with its stdout lines on a channel.
+pub(crate) struct Proc {
+    pub(crate) child: Child,
+    lines: mpsc::Receiver<String>,
+    _home: tempfile::TempDir,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    pub(crate) fn wait_for(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                if let Some(rest) = line.strip_prefix(prefix) {
+                    return rest.to_string();
+                }
+            }
+        }
+        panic!("no line starting with {prefix:?} within 60 s");
+    }
+}
+
+/// A data dir with the catalog models linked in.
+pub(crate) fn home() -> tempfile::TempDir {
+    let home = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(home.path().join("models")).expect("mkdir");
+    for f in ["SmolLM2-135M-Instruct.Q4_1.gguf", "gemma-3-270m-q4_k_m.gguf"] {
+        std::os::unix::fs::symlink(
+            shared_home().join("models").join(f),
+            home.path().join("models").join(f),
+        )
+        .expect("symlink");
+    }
+    home
+}
+
+/// Starts `nova ARGS` in a fresh data dir (catalog models linked in) with `threads` threads.
+pub(crate) fn spawn(threads: u32, args: &[&str]) -> Proc {
+    let home = home();
+    let mut child = nova(home.path())
+        .args(args)
+        .env("NOVA_THREADS", threads.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn nova");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, lines) = mpsc::sync_channel(64);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    Proc { child, lines, _home: home }
 }

@@ -3,64 +3,30 @@
 use std::{
     io::{BufRead, BufReader},
     path::Path,
-    process::{Child, Command, Stdio},
-    sync::mpsc,
+    process::{Command, Stdio},
     time::Duration,
 };
 
 use serde_json::{json, Value};
 
-use crate::{nova, shared_home};
+use crate::{nova, spawn, Proc};
 
 const TOKEN: &str = "it-token";
 
-/// A running gateway, killed on drop.
+/// A running gateway.
 struct Serve {
-    child: Child,
+    _proc: Proc,
     url: String,
-    _home: tempfile::TempDir,
 }
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn model_file() -> std::path::PathBuf {
-    shared_home().join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-}
-
-/// Starts `nova serve` on a free port and waits for its listen line.
+/// Starts `nova serve` on free ports with the default model and waits for its listen line.
 fn serve(extra: &[&str]) -> Serve {
-    let home = tempfile::tempdir().expect("tempdir");
-    // The gateway's own data dir, with the pulled model linked in under its catalog name.
-    std::fs::create_dir_all(home.path().join("models")).expect("mkdir");
-    std::os::unix::fs::symlink(
-        model_file(),
-        home.path().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
-    )
-    .expect("symlink");
-    let mut cmd: Command = nova(home.path());
-    cmd.args(["serve", "--bind", "127.0.0.1:0", "--p2p-listen", "/ip4/127.0.0.1/tcp/0"])
-        .args(["--no-pull", "--model", "smollm2-135m"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().expect("spawn nova serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::sync_channel(1);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("nova gateway listening on ") {
-                let _ = tx.try_send(url.to_string());
-            }
-        }
-    });
-    let url =
-        rx.recv_timeout(Duration::from_secs(60)).expect("nova serve did not start within 60 s");
-    Serve { child, url, _home: home }
+    let mut args = vec!["serve", "--bind", "127.0.0.1:0", "--p2p-listen", "/ip4/127.0.0.1/tcp/0"];
+    args.extend(["--no-pull", "--model", "smollm2-135m"]);
+    args.extend(extra);
+    let proc = spawn(2, &args);
+    let url = proc.wait_for("nova gateway listening on ");
+    Serve { _proc: proc, url }
 }
 
 async fn chat(s: &Serve, token: &str, body: Value) -> reqwest::Response {

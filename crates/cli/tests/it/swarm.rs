@@ -1,82 +1,14 @@
 //! A real swarm on 127.0.0.1: `nova serve` plus `nova worker` processes over libp2p, the real
 //! model on each, and faults injected by killing processes.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Stdio},
-    sync::mpsc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::{nova, shared_home};
+use crate::{spawn, Proc};
 
 const TOKEN: &str = "swarm-token";
 const SECRET: &str = "swarm-secret-for-tests";
-
-/// A child process killed on drop, with its stdout lines on a channel.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    _home: tempfile::TempDir,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn wait_for(&self, prefix: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                if let Some(rest) = line.strip_prefix(prefix) {
-                    return rest.to_string();
-                }
-            }
-        }
-        panic!("no line starting with {prefix:?} within 60 s");
-    }
-}
-
-/// A data dir with the catalog models linked in.
-fn home() -> tempfile::TempDir {
-    let home = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir_all(home.path().join("models")).expect("mkdir");
-    for f in ["SmolLM2-135M-Instruct.Q4_1.gguf", "gemma-3-270m-q4_k_m.gguf"] {
-        std::os::unix::fs::symlink(
-            shared_home().join("models").join(f),
-            home.path().join("models").join(f),
-        )
-        .expect("symlink");
-    }
-    home
-}
-
-fn spawn(args: &[&str]) -> Proc {
-    let home = home();
-    let mut child = nova(home.path())
-        .args(args)
-        .env("NOVA_THREADS", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn nova");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, lines) = mpsc::sync_channel(64);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    Proc { child, lines, _home: home }
-}
 
 struct Swarm {
     _gateway: Proc,
@@ -85,38 +17,44 @@ struct Swarm {
 }
 
 fn gateway() -> Swarm {
-    let gateway = spawn(&[
-        "serve",
-        "--bind",
-        "127.0.0.1:0",
-        "--p2p-listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--no-local",
-        "--token",
-        TOKEN,
-        "--secret",
-        SECRET,
-        "--stale-after-ms",
-        "1500",
-    ]);
+    let gateway = spawn(
+        1,
+        &[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--p2p-listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-local",
+            "--token",
+            TOKEN,
+            "--secret",
+            SECRET,
+            "--stale-after-ms",
+            "1500",
+        ],
+    );
     let url = gateway.wait_for("nova gateway listening on ");
     let join = gateway.wait_for("p2p listening on ");
     Swarm { _gateway: gateway, url, join }
 }
 
 fn worker(s: &Swarm, model: &str, secret: &str) -> Proc {
-    let w = spawn(&[
-        "worker",
-        "--join",
-        &s.join,
-        "--secret",
-        secret,
-        "--no-pull",
-        "--model",
-        model,
-        "--heartbeat-ms",
-        "500",
-    ]);
+    let w = spawn(
+        1,
+        &[
+            "worker",
+            "--join",
+            &s.join,
+            "--secret",
+            secret,
+            "--no-pull",
+            "--model",
+            model,
+            "--heartbeat-ms",
+            "500",
+        ],
+    );
     w.wait_for("worker ");
     w
 }
