@@ -135,14 +135,19 @@ async fn run_task(engine: Arc<dyn Engine>, mut stream: nova_p2p::Stream) {
             return;
         }
     };
+    let to_frame = |ev: Result<nova_proto::TokenEvent, nova_engine::EngineError>| match ev {
+        Ok(ev) => TaskEvent::Event(ev),
+        Err(e) => TaskEvent::Error { kind: e.kind().into(), message: e.to_string() },
+    };
     while let Some(ev) = events.recv().await {
-        let msg = match ev {
-            Ok(ev) => TaskEvent::Event(ev),
-            Err(e) => TaskEvent::Error { kind: e.kind().into(), message: e.to_string() },
-        };
+        // Send whatever else is already waiting in the same write (bounded by the channel).
+        let mut batch = vec![to_frame(ev)];
+        while let Ok(more) = events.try_recv() {
+            batch.push(to_frame(more));
+        }
         // A failed write means the gateway dropped the task: returning drops `events`,
         // which cancels the generation.
-        if frame::write(&mut stream, &msg).await.is_err() {
+        if frame::write_many(&mut stream, &batch).await.is_err() {
             return;
         }
     }

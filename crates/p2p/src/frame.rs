@@ -42,6 +42,26 @@ pub async fn write<W: AsyncWrite + Unpin, T: Serialize>(
     Ok(())
 }
 
+/// Writes several frames and flushes once: tokens that arrive together cross the network
+/// together instead of paying a flush (and a packet) each.
+pub async fn write_many<W: AsyncWrite + Unpin, T: Serialize>(
+    w: &mut W,
+    msgs: &[T],
+) -> Result<(), FrameError> {
+    let mut buf = Vec::new();
+    for msg in msgs {
+        let bytes = serde_json::to_vec(msg).map_err(|e| FrameError::Malformed(e.to_string()))?;
+        if bytes.len() > MAX_FRAME {
+            return Err(FrameError::TooLarge(bytes.len()));
+        }
+        buf.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        buf.extend_from_slice(&bytes);
+    }
+    w.write_all(&buf).await?;
+    w.flush().await?;
+    Ok(())
+}
+
 /// Reads one frame. Not cancel-safe: a partially read frame is lost.
 pub async fn read<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> Result<T, FrameError> {
     let mut len = [0u8; 4];
@@ -89,6 +109,12 @@ mod tests {
             read::<_, serde_json::Value>(&mut Cursor::new(bad)).await,
             Err(FrameError::Malformed(_))
         ));
+        // Several frames written at once read back one by one.
+        let mut many = Vec::new();
+        write_many(&mut many, &[serde_json::json!(1), serde_json::json!(2)]).await.unwrap();
+        let mut cur = Cursor::new(many);
+        assert_eq!(read::<_, serde_json::Value>(&mut cur).await.unwrap(), 1);
+        assert_eq!(read::<_, serde_json::Value>(&mut cur).await.unwrap(), 2);
         // Truncated body.
         let mut cut = buf.clone();
         cut.truncate(buf.len() - 1);
