@@ -165,10 +165,16 @@ impl Inner {
         tried: &HashSet<String>,
     ) -> Option<Arc<dyn Worker>> {
         let view = self.view();
-        let rates = lock(&self.rates).clone();
-        let seed = self.seed.fetch_add(1, Ordering::Relaxed);
-        let sel = select(&view, job.model.as_deref(), view.workers.len(), &job.tags, &rates, seed);
+        let sel = self.select(&view, job, view.workers.len());
         sel.workers.iter().find(|id| !tried.contains(*id)).and_then(|id| self.worker(id))
+    }
+
+    /// Runs the router under the win-rate lock: selection is pure and quick, so this beats
+    /// cloning the whole table for every request.
+    fn select(&self, view: &ClusterView, job: &Job, fanout: usize) -> nova_router::Selection {
+        let seed = self.seed.fetch_add(1, Ordering::Relaxed);
+        let rates = lock(&self.rates);
+        select(view, job.model.as_deref(), fanout, &job.tags, &rates, seed)
     }
 
     pub(crate) fn max_retries(&self) -> usize {
@@ -260,10 +266,7 @@ impl Inference for Gateway {
                 return Err(err);
             }
         }
-        let rates = lock(&inner.rates).clone();
-        let seed = inner.seed.fetch_add(1, Ordering::Relaxed);
-        let fanout = job.fanout.max(1);
-        let sel = select(&view, job.model.as_deref(), fanout, &job.tags, &rates, seed);
+        let sel = inner.select(&view, &job, job.fanout.max(1));
         if sel.workers.is_empty() {
             let err = InferError::NoCapacity {
                 detail: describe_no_capacity(&view, job.model.as_deref()),
