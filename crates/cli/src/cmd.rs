@@ -3,6 +3,7 @@
 pub(crate) mod ask;
 pub(crate) mod bench;
 mod engine_args;
+mod gateway_args;
 pub(crate) mod model;
 pub(crate) mod serve;
 pub(crate) mod status;

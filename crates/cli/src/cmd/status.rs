@@ -5,33 +5,21 @@ use std::{process::ExitCode, time::Duration};
 use anyhow::Context as _;
 use serde_json::Value;
 
+use super::gateway_args::GatewayArgs;
 use crate::Global;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The gateway's HTTP address.
-    #[arg(long, env = "NOVA_URL", default_value = "http://127.0.0.1:8787")]
-    url: String,
-    /// Bearer token (default: the one in <data dir>/api-token).
-    #[arg(long, env = "NOVA_API_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    #[command(flatten)]
+    gateway: GatewayArgs,
     /// Print the raw JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
-    let token = match args.token {
-        Some(t) => t,
-        None => {
-            let path = global.data_dir()?.join("api-token");
-            std::fs::read_to_string(&path)
-                .with_context(|| format!("no --token given and cannot read {}", path.display()))?
-                .trim()
-                .to_string()
-        }
-    };
-    let url = format!("{}/v1/swarm", args.url.trim_end_matches('/'));
+    let token = args.gateway.token(global)?;
+    let url = args.gateway.url("/v1/swarm");
     let resp = reqwest::Client::new()
         .get(&url)
         .bearer_auth(token)
@@ -39,7 +27,10 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         .send()
         .await
         .with_context(|| {
-            format!("cannot reach the gateway at {} (is `nova serve` running?)", args.url)
+            format!(
+                "cannot reach the gateway at {} (is `nova serve` running?)",
+                args.gateway.base()
+            )
         })?;
     if !resp.status().is_success() {
         anyhow::bail!(

@@ -10,16 +10,12 @@ use anyhow::Context as _;
 use futures_util::StreamExt as _;
 use serde_json::{json, Value};
 
-use crate::Global;
+use crate::{cmd::gateway_args::GatewayArgs, Global};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The gateway's HTTP address.
-    #[arg(long, env = "NOVA_URL", default_value = "http://127.0.0.1:8787")]
-    url: String,
-    /// Bearer token (default: <data dir>/api-token).
-    #[arg(long, env = "NOVA_API_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    #[command(flatten)]
+    gateway: GatewayArgs,
     /// Concurrency levels, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
     concurrency: Vec<usize>,
@@ -74,7 +70,7 @@ async fn one(client: &reqwest::Client, args: &Args, token: &str) -> anyhow::Resu
     });
     let started = Instant::now();
     let resp = client
-        .post(format!("{}/v1/chat/completions", args.url.trim_end_matches('/')))
+        .post(args.gateway.url("/v1/chat/completions"))
         .bearer_auth(token)
         .json(&body)
         .timeout(Duration::from_secs(300))
@@ -112,13 +108,7 @@ async fn one(client: &reqwest::Client, args: &Args, token: &str) -> anyhow::Resu
 }
 
 pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
-    let token = match &args.token {
-        Some(t) => t.clone(),
-        None => std::fs::read_to_string(global.data_dir()?.join("api-token"))
-            .context("no --token and no <data dir>/api-token")?
-            .trim()
-            .to_string(),
-    };
+    let token = args.gateway.token(global)?;
     let client = reqwest::Client::new();
     if !args.json {
         println!(
