@@ -5,12 +5,15 @@
 //!   `nova` object.
 //! - `POST /submit`: the native endpoint, with the full trace of who answered.
 //! - `GET /v1/swarm`: the live cluster view. `GET /metrics`: Prometheus text.
-//! - `GET /healthz`: liveness, the only route without a bearer token.
+//! - `GET /v1/swarm/events`: the same view, live, as server-sent events (for the dashboard).
+//! - `GET /healthz`: liveness; `GET /`: the web dashboard's page, which holds no data. These are
+//!   the only routes without a bearer token.
 //!
 //! This crate declares the port it needs, [`Inference`]; the node crate implements it.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod auth;
+mod dashboard;
 mod error;
 mod openai;
 mod port;
@@ -26,6 +29,7 @@ use axum::{
 pub use error::ApiError;
 use nova_proto::Limits;
 pub use port::{Attempt, InferError, Inference, Job, JobEvent, JobResult, Trace};
+use tokio::sync::Semaphore;
 
 /// Largest request body accepted, in bytes. Prompts are bounded again by [`Limits`].
 pub const MAX_BODY: usize = 1 << 20;
@@ -39,12 +43,19 @@ pub struct AppState {
     pub token_digest: [u8; 32],
     /// Bounds on prompts and parameters.
     pub limits: Limits,
+    /// Slots for live swarm feeds (`/v1/swarm/events`).
+    feeds: Arc<Semaphore>,
 }
 
 impl AppState {
     /// State for `inference`, accepting requests that carry `token`.
     pub fn new(inference: Arc<dyn Inference>, token: &str, limits: Limits) -> Self {
-        Self { inference, token_digest: auth::digest(token), limits }
+        Self {
+            inference,
+            token_digest: auth::digest(token),
+            limits,
+            feeds: Arc::new(Semaphore::new(dashboard::MAX_FEEDS)),
+        }
     }
 }
 
@@ -54,11 +65,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/chat/completions", post(openai::chat::handle))
         .route("/v1/models", get(openai::models::handle))
         .route("/v1/swarm", get(submit::swarm))
+        .route("/v1/swarm/events", get(dashboard::swarm_events))
         .route("/submit", post(submit::handle))
         .route("/metrics", get(submit::metrics))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .merge(dashboard::routes())
         .merge(authed)
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -204,7 +204,8 @@ fn data(v: &Value) -> Result<Event, Infallible> {
 
 /// Turns job events into OpenAI chunks: a role chunk, content chunks, a final chunk with the
 /// finish reason (and nova's trace), an optional usage chunk, then `[DONE]`. A failure ends
-/// the stream with an error event instead of truncating silently.
+/// the stream with an error event instead of truncating silently. A job that streams no tokens
+/// (best_of_n picks its answer only at the end) sends the whole answer as one content chunk.
 fn sse_stream(
     rx: mpsc::Receiver<JobEvent>,
     id: String,
@@ -212,18 +213,24 @@ fn sse_stream(
     include_usage: bool,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let first = data(&chunk(&id, &model, json!({"role": "assistant", "content": ""}), None));
-    let events = stream::unfold(Some(rx), move |rx| {
+    // The state: the job's events, and whether any token was streamed yet.
+    let events = stream::unfold(Some((rx, false)), move |state| {
         let (id, model) = (id.clone(), model.clone());
         async move {
-            let mut rx = rx?;
-            let out: Vec<Result<Event, Infallible>> = match rx.recv().await {
+            let (mut rx, streamed) = state?;
+            match rx.recv().await {
                 Some(JobEvent::Token(text)) => {
-                    vec![data(&chunk(&id, &model, json!({"content": text}), None))]
+                    let ev = data(&chunk(&id, &model, json!({"content": text}), None));
+                    Some((stream::iter(vec![ev]), Some((rx, true))))
                 }
                 Some(JobEvent::Done(r)) => {
+                    let mut v = Vec::new();
+                    if !streamed && !r.text.is_empty() {
+                        v.push(data(&chunk(&id, &model, json!({"content": r.text}), None)));
+                    }
                     let mut last = chunk(&id, &model, json!({}), Some(r.finish_reason.as_openai()));
                     last["nova"] = json!(r.trace);
-                    let mut v = vec![data(&last)];
+                    v.push(data(&last));
                     if include_usage {
                         let mut u = chunk(&id, &model, json!({}), None);
                         u["choices"] = json!([]);
@@ -231,17 +238,16 @@ fn sse_stream(
                         v.push(data(&u));
                     }
                     v.push(Ok(Event::default().data("[DONE]")));
-                    return Some((stream::iter(v), None));
+                    Some((stream::iter(v), None))
                 }
                 Some(JobEvent::Error(e)) => {
-                    return Some((stream::iter(vec![data(&ApiError::from(e).body())]), None));
+                    Some((stream::iter(vec![data(&ApiError::from(e).body())]), None))
                 }
                 None => {
                     let e = ApiError::from(InferError::Shutdown);
-                    return Some((stream::iter(vec![data(&e.body())]), None));
+                    Some((stream::iter(vec![data(&e.body())]), None))
                 }
-            };
-            Some((stream::iter(out), Some(rx)))
+            }
         }
     });
     stream::once(async move { first }).chain(events.flatten())

@@ -1,0 +1,491 @@
+// nova dashboard: chat, live swarm view and performance charts over the gateway's own API.
+// Plain JS, no framework, no remote code. Every request carries the bearer token the user
+// typed; the page itself holds no data.
+
+const TOKEN_KEY = 'nova.token';
+const CHAT_KEY = 'nova.chat';
+const REFUSED = 'That token was refused by the gateway';
+const PERF_EVERY_MS = 2000;
+const PERF_WINDOW_MS = 5 * 60 * 1000;
+
+const $ = (id) => document.getElementById(id);
+
+/** The token in use, or null when logged out. */
+let token = null;
+/** Aborted on logout: stops the swarm feed, the metrics loop and any running chat. */
+let session = null;
+/** The conversation sent with every request: [{role, content}]. */
+let messages = [];
+/** The running chat request, if any. */
+let running = null;
+/** Worker id -> name, from the live view, to name workers in traces. */
+const names = new Map();
+
+class Refused extends Error {}
+
+/** `el(tag, {attrs}, ...children)`: builds DOM without innerHTML, so answers stay text. */
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else e.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
+  return e;
+}
+
+async function api(path, opts = {}) {
+  const headers = { ...(opts.headers || {}), Authorization: `Bearer ${token}` };
+  const r = await fetch(path, { ...opts, headers, cache: 'no-store' });
+  if (r.status === 401) throw new Refused(REFUSED);
+  return r;
+}
+
+/** The `message` of an OpenAI-shaped error body, or the HTTP status. */
+async function errorText(r) {
+  try {
+    const v = await r.json();
+    if (v && v.error && v.error.message) return v.error.message;
+  } catch { /* not JSON */ }
+  return `the gateway answered ${r.status} ${r.statusText}`;
+}
+
+/**
+ * Server-sent events from a fetch response: yields {event, data}. EventSource cannot send an
+ * Authorization header, so the stream is parsed here.
+ */
+async function* sse(response) {
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buf += value.replace(/\r\n/g, '\n');
+      let end;
+      while ((end = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, end);
+        buf = buf.slice(end + 2);
+        let event = 'message';
+        const data = [];
+        for (const line of block.split('\n')) {
+          if (line.startsWith(':')) continue;
+          const i = line.indexOf(':');
+          const field = i < 0 ? line : line.slice(0, i);
+          let val = i < 0 ? '' : line.slice(i + 1);
+          if (val.startsWith(' ')) val = val.slice(1);
+          if (field === 'event') event = val;
+          else if (field === 'data') data.push(val);
+        }
+        if (data.length) yield { event, data: data.join('\n') };
+      }
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------- login
+
+async function login(candidate) {
+  const err = $('login-error');
+  err.textContent = '';
+  let r;
+  try {
+    r = await fetch('/v1/models', { headers: { Authorization: `Bearer ${candidate}` }, cache: 'no-store' });
+  } catch {
+    err.textContent = 'The gateway cannot be reached. Is `nova serve` running?';
+    return;
+  }
+  if (r.status === 401) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    err.textContent = REFUSED + '. Check <data dir>/api-token and try again.';
+    $('token').focus();
+    return;
+  }
+  if (!r.ok) {
+    err.textContent = `Sign-in failed: ${await errorText(r)}`;
+    return;
+  }
+  token = candidate;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  setModels((await r.json()).data.map((m) => m.id));
+  start();
+}
+
+function start() {
+  session = new AbortController();
+  $('token').value = '';
+  $('login').hidden = true;
+  $('app').hidden = false;
+  $('logout').hidden = false;
+  restoreChat();
+  swarmLoop(session.signal);
+  perfLoop(session.signal);
+  $('prompt').focus();
+}
+
+/** Back to the login prompt; every piece of data is removed from the page. */
+function logout(message) {
+  token = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(CHAT_KEY);
+  if (session) session.abort();
+  session = null;
+  if (running) running.abort();
+  messages = [];
+  names.clear();
+  samples.length = 0;
+  for (const id of ['log', 'nodes', 'rps', 'tps']) $(id).replaceChildren();
+  for (const id of ['swarm-summary', 'conn', 'chat-status']) $(id).textContent = '';
+  $('rps-now').textContent = '–';
+  $('tps-now').textContent = '–';
+  setModels([]);
+  $('app').hidden = true;
+  $('logout').hidden = true;
+  $('login').hidden = false;
+  $('login-error').textContent = message || '';
+  $('token').focus();
+}
+
+/** Any 401 after login means the token was revoked or the gateway restarted with another. */
+function refused() {
+  logout(REFUSED + '. Sign in again.');
+}
+
+// ---------------------------------------------------------------- chat
+
+function setModels(ids) {
+  const sel = $('model');
+  const keep = sel.value || 'nova';
+  const all = ['nova', ...ids.filter((m) => m !== 'nova')];
+  const now = [...sel.options].map((o) => o.value);
+  if (now.join('\n') === all.join('\n')) return;
+  sel.replaceChildren(...all.map((m) => el('option', { value: m, text: m === 'nova' ? 'any (nova)' : m })));
+  sel.value = all.includes(keep) ? keep : 'nova';
+}
+
+function saveChat() {
+  sessionStorage.setItem(CHAT_KEY, JSON.stringify(messages));
+}
+
+function restoreChat() {
+  $('log').replaceChildren();
+  try {
+    messages = JSON.parse(sessionStorage.getItem(CHAT_KEY) || '[]');
+  } catch {
+    messages = [];
+  }
+  for (const m of messages) {
+    const bubble = addMessage(m.role);
+    bubble.text.textContent = m.content;
+    bubble.li.dataset.state = 'done';
+  }
+}
+
+function addMessage(role) {
+  const text = el('p', { class: 'text' });
+  const state = el('p', { class: 'state' });
+  const li = el('li', { class: `msg ${role}` },
+    el('p', { class: 'who', text: role === 'user' ? 'You' : 'Swarm' }), text, state);
+  $('log').append(li);
+  li.scrollIntoView({ block: 'end' });
+  return { li, text, state };
+}
+
+const fmtMs = (v) => (v === null || v === undefined ? '–' : `${Math.round(v)} ms`);
+const fmtRate = (tokens, ms) => (ms > 0 && tokens > 0 ? `${(tokens / (ms / 1000)).toFixed(1)} tok/s` : '–');
+const workerName = (id) => (id ? names.get(id) || `${id.slice(0, 10)}…` : '–');
+
+/** The trace under an answer: summary line, every attempt, and candidates' texts (best_of_n). */
+function renderTrace(trace) {
+  const won = (trace.attempts || []).find((a) => a.worker === trace.winner);
+  const sum = el('p', { class: 'sum' },
+    `${trace.strategy} · winner ${workerName(trace.winner)} · latency ${fmtMs(trace.latency_ms)}` +
+    ` · TTFT ${fmtMs(trace.ttft_ms)} · ${won ? fmtRate(won.tokens, trace.latency_ms) : '–'}`);
+  const scored = (trace.attempts || []).some((a) => a.score !== undefined);
+  const head = el('tr', {},
+    el('th', { scope: 'col', text: 'Worker' }), el('th', { scope: 'col', text: 'Outcome' }),
+    el('th', { scope: 'col', class: 'num', text: 'Latency' }), el('th', { scope: 'col', class: 'num', text: 'TTFT' }),
+    el('th', { scope: 'col', class: 'num', text: 'Tokens' }), el('th', { scope: 'col', class: 'num', text: 'Speed' }),
+    scored ? el('th', { scope: 'col', class: 'num', text: 'Score' }) : null);
+  const rows = (trace.attempts || []).map((a) => el('tr', { 'data-worker': a.worker, 'data-outcome': a.outcome },
+    el('th', { scope: 'row', text: workerName(a.worker) }), el('td', { text: a.outcome }),
+    el('td', { class: 'num', text: fmtMs(a.latency_ms) }), el('td', { class: 'num', text: fmtMs(a.ttft_ms) }),
+    el('td', { class: 'num', text: String(a.tokens) }), el('td', { class: 'num', text: fmtRate(a.tokens, a.latency_ms) }),
+    scored ? el('td', { class: 'num score', text: a.score === undefined ? '–' : a.score.toFixed(3) }) : null));
+  const table = el('div', { class: 'table-wrap' },
+    el('table', {}, el('caption', { class: 'sr-only', text: 'Workers asked for this answer' }),
+      el('thead', {}, head), el('tbody', {}, ...rows)));
+  const cands = (trace.attempts || []).filter((a) => a.text !== undefined).map((a) =>
+    el('details', { class: 'cand' }, el('summary', { text: `Candidate from ${workerName(a.worker)} (${a.outcome}, score ${a.score === undefined ? '–' : a.score.toFixed(3)})` }),
+      el('p', { text: a.text })));
+  return el('details', { class: 'trace', open: true },
+    el('summary', { text: 'Trace' }), sum, table, ...cands);
+}
+
+async function send(prompt) {
+  const fanout = Math.min(16, Math.max(1, parseInt($('fanout').value, 10) || 2));
+  const maxTokens = Math.min(4096, Math.max(1, parseInt($('max-tokens').value, 10) || 256));
+  const tags = $('tags').value.split(',').map((t) => t.trim()).filter(Boolean);
+  messages.push({ role: 'user', content: prompt });
+  saveChat();
+  addMessage('user').text.textContent = prompt;
+  const answer = addMessage('assistant');
+  answer.li.dataset.state = 'streaming';
+  answer.li.setAttribute('aria-busy', 'true');
+  answer.state.textContent = 'Waiting for the swarm…';
+
+  const ctl = new AbortController();
+  running = ctl;
+  $('send').disabled = true;
+  $('stop').disabled = false;
+  const body = {
+    model: $('model').value,
+    messages,
+    stream: true,
+    max_tokens: maxTokens,
+    ignore_eos: $('ignore-eos').checked || undefined,
+    // debug: best_of_n traces then carry every candidate's text next to its score.
+    nova: { strategy: $('strategy').value, fanout, tags, debug: true },
+  };
+  let text = '';
+  let trace = null;
+  let finish = null;
+  let failure = null;
+  let tokens = 0;
+  try {
+    const r = await api('/v1/chat/completions', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: ctl.signal,
+    });
+    if (!r.ok) {
+      failure = await errorText(r);
+    } else {
+      for await (const ev of sse(r)) {
+        if (ev.data === '[DONE]') break;
+        const v = JSON.parse(ev.data);
+        if (v.error) {
+          failure = v.error.message;
+          break;
+        }
+        const c = v.choices && v.choices[0];
+        if (c && c.delta && c.delta.content) {
+          text += c.delta.content;
+          tokens += 1;
+          answer.text.textContent = text;
+          answer.state.textContent = `Streaming… ${tokens} chunks`;
+          answer.li.scrollIntoView({ block: 'end' });
+        }
+        if (c && c.finish_reason) finish = c.finish_reason;
+        if (v.nova) trace = v.nova;
+      }
+    }
+  } catch (e) {
+    if (e instanceof Refused) {
+      running = null;
+      refused();
+      return;
+    }
+    if (e.name !== 'AbortError') failure = `the connection failed: ${e.message}`;
+  }
+  running = null;
+  $('send').disabled = false;
+  $('stop').disabled = true;
+  answer.li.removeAttribute('aria-busy');
+  // Logged out or the conversation cleared meanwhile: nothing left to update.
+  if (!session || !answer.li.isConnected) return;
+  if (ctl.signal.aborted) {
+    answer.li.dataset.state = 'stopped';
+    answer.state.textContent = `Stopped by you after ${tokens} chunks; the gateway cancelled the work.`;
+  } else if (failure) {
+    answer.li.dataset.state = 'error';
+    answer.state.textContent = `Error: ${failure}`;
+  } else {
+    answer.li.dataset.state = 'done';
+    answer.state.textContent = finish === 'length' ? 'Stopped at the token limit.' : '';
+  }
+  if (trace) answer.li.append(renderTrace(trace));
+  $('chat-status').textContent = answer.li.dataset.state === 'done' ? 'Answer complete.' : answer.state.textContent;
+  // A stopped or failed answer stays on screen but only what was received joins the history.
+  if (text) messages.push({ role: 'assistant', content: text });
+  else messages.pop();
+  saveChat();
+}
+
+// ---------------------------------------------------------------- swarm
+
+const fmt = (v, unit, digits = 0) => (v === null || v === undefined ? 'unknown' : `${Number(v).toFixed(digits)}${unit}`);
+
+/** A field the worker may report either in its view or its full status. */
+function field(w, key) {
+  if (w.worker && w.worker[key] !== undefined) return w.worker[key];
+  if (w.status && w.status[key] !== undefined) return w.status[key];
+  return w[key];
+}
+
+function renderSwarm(view) {
+  const workers = view.workers || [];
+  names.clear();
+  const counts = {};
+  const items = workers.map((w) => {
+    const v = w.worker || w;
+    names.set(v.id, v.name);
+    const state = w.state || 'ready';
+    counts[state] = (counts[state] || 0) + 1;
+    const charging = field(w, 'charging');
+    const ago = view.now_ms && v.last_seen_ms ? Math.max(0, (view.now_ms - v.last_seen_ms) / 1000) : null;
+    const row = (k, val) => [el('dt', { text: k }), el('dd', { text: val })];
+    return el('li', { class: 'node', 'data-id': v.id, 'data-name': v.name, 'data-state': state },
+      el('h3', {}, el('span', { text: v.name }), el('span', { class: 'badge', text: state })),
+      el('dl', {},
+        ...row('Model', (v.models || []).join(', ') || 'none'),
+        ...row('Speed', fmt(v.tokens_per_s, ' tok/s')),
+        ...row('Queue', `${v.queue_depth ?? '–'} / ${v.queue_capacity ?? '–'}`),
+        ...row('Battery', fmt(field(w, 'battery_pct'), ' %')),
+        ...row('Charging', charging === null || charging === undefined ? 'unknown' : charging ? 'yes' : 'no'),
+        ...row('Temperature', fmt(field(w, 'temperature_c'), ' °C', 1)),
+        ...row('Paused', v.paused ? 'yes (guard)' : 'no'),
+        ...row('Version', field(w, 'version') || 'unknown'),
+        ...row('Last seen', ago === null ? '–' : `${ago.toFixed(1)} s ago`),
+        ...row('Id', v.id)));
+  });
+  $('nodes').replaceChildren(...items);
+  const parts = Object.entries(counts).map(([s, n]) => `${n} ${s}`);
+  $('swarm-summary').textContent = workers.length
+    ? `${workers.length} node${workers.length === 1 ? '' : 's'}: ${parts.join(', ')}`
+    : 'No workers have joined yet. Start one with `nova worker --join …`.';
+  setModels(view.models || []);
+}
+
+/** Reads the live feed; reconnects with backoff when it drops. */
+async function swarmLoop(signal) {
+  let backoff = 500;
+  while (!signal.aborted) {
+    try {
+      const r = await api('/v1/swarm/events', { signal });
+      if (!r.ok) throw new Error(await errorText(r));
+      $('conn').textContent = 'Live';
+      backoff = 500;
+      for await (const ev of sse(r)) {
+        if (ev.event === 'swarm') renderSwarm(JSON.parse(ev.data));
+      }
+    } catch (e) {
+      if (signal.aborted) return;
+      if (e instanceof Refused) return refused();
+      $('conn').textContent = `Live view lost (${e.message}); reconnecting…`;
+    }
+    await new Promise((ok) => setTimeout(ok, backoff));
+    backoff = Math.min(backoff * 2, 8000);
+  }
+}
+
+// ---------------------------------------------------------------- performance
+
+/** Successive scrapes: {t, requests, tokens}. */
+const samples = [];
+
+/** Sums a counter over its label sets in Prometheus text; null when absent. */
+function counter(text, name) {
+  let total = null;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (rest[0] !== ' ' && rest[0] !== '{') continue;
+    const value = Number(rest.slice(rest.lastIndexOf(' ') + 1));
+    if (Number.isFinite(value)) total = (total || 0) + value;
+  }
+  return total;
+}
+
+function rates(key) {
+  const out = [];
+  for (let i = 1; i < samples.length; i++) {
+    const dt = (samples[i].t - samples[i - 1].t) / 1000;
+    const dv = samples[i][key] - samples[i - 1][key];
+    // A negative step is a gateway restart: its counters began again at zero.
+    out.push(dt > 0 ? Math.max(0, dv) / dt : 0);
+  }
+  return out;
+}
+
+function drawChart(id, values, now, digits) {
+  const svg = $(id);
+  const max = Math.max(...values, 0);
+  $(now).textContent = values.length ? `${values[values.length - 1].toFixed(digits)} (peak ${max.toFixed(digits)})` : '–';
+  const n = Math.max(1, PERF_WINDOW_MS / PERF_EVERY_MS - 1);
+  const pts = values.map((v, i) => {
+    const x = 300 - ((values.length - 1 - i) * 300) / n;
+    const y = 58 - (max > 0 ? (v / max) * 54 : 0);
+    return `${x.toFixed(1)},${y.toFixed(1)}`;
+  });
+  const line = document.createElementNS('http://www.w3.org/2000/svg', 'polyline');
+  line.setAttribute('points', pts.join(' '));
+  svg.replaceChildren(line);
+}
+
+async function perfLoop(signal) {
+  while (!signal.aborted) {
+    try {
+      const r = await api('/metrics', { signal });
+      if (r.ok) {
+        const text = await r.text();
+        samples.push({ t: Date.now(), requests: counter(text, 'nova_requests_total') || 0, tokens: counter(text, 'nova_tokens_generated_total') || 0 });
+        while (samples.length && samples[0].t < Date.now() - PERF_WINDOW_MS) samples.shift();
+        drawChart('rps', rates('requests'), 'rps-now', 2);
+        drawChart('tps', rates('tokens'), 'tps-now', 1);
+      }
+    } catch (e) {
+      if (signal.aborted) return;
+      if (e instanceof Refused) return refused();
+    }
+    await new Promise((ok) => setTimeout(ok, PERF_EVERY_MS));
+  }
+}
+
+// ---------------------------------------------------------------- wiring
+
+$('login-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const t = $('token').value.trim();
+  if (!t) {
+    $('login-error').textContent = 'Enter the token first.';
+    return;
+  }
+  login(t);
+});
+$('logout').addEventListener('click', () => logout('Logged out.'));
+$('ask').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const p = $('prompt').value.trim();
+  if (!p || running) return;
+  $('prompt').value = '';
+  send(p);
+});
+$('prompt').addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    $('ask').requestSubmit();
+  }
+});
+$('stop').addEventListener('click', () => {
+  // Aborting closes the HTTP connection; the gateway sees the client go and cancels the job
+  // on every worker.
+  if (running) running.abort();
+  $('prompt').focus();
+});
+$('clear').addEventListener('click', () => {
+  if (running) running.abort();
+  messages = [];
+  saveChat();
+  $('log').replaceChildren();
+  $('prompt').focus();
+});
+
+const saved = sessionStorage.getItem(TOKEN_KEY);
+if (saved) login(saved);
+else $('token').focus();
