@@ -4,6 +4,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod gateway;
+mod join;
 mod membership;
 mod metrics;
 mod remote;
@@ -11,6 +12,7 @@ mod serve_tasks;
 mod worker;
 
 pub use gateway::{Gateway, GatewayConfig};
+pub use join::JoinTarget;
 pub use membership::accept_members;
 pub use remote::RemoteWorker;
 pub use serve_tasks::{peer_of, run_worker, WorkerInfo};

@@ -7,8 +7,11 @@ use nova_engine::Engine;
 use nova_p2p::{
     frame,
     wire::{Membership, Status, TaskEvent, TaskRequest},
-    Multiaddr, P2p, PeerId, MEMBERSHIP, TASK,
+    Multiaddr, P2p, PeerId, TASK,
 };
+use tokio::sync::watch;
+
+use crate::join::{Finder, JoinTarget};
 
 /// What a worker says about itself.
 #[derive(Debug, Clone)]
@@ -55,23 +58,24 @@ pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
     })
 }
 
-/// Serves the gateway at `gateway` forever: keeps a membership stream open (rejoining with
-/// backoff when it breaks) and runs incoming tasks on `engine`. Cancel by dropping the future.
+/// Serves the gateway found through `target` forever: keeps a membership stream open
+/// (rejoining with backoff when it breaks, rediscovering on a LAN) and runs incoming tasks on
+/// `engine`. Cancel by dropping the future.
 pub async fn run_worker(
     p2p: &P2p,
-    gateway: Multiaddr,
+    target: JoinTarget,
     engine: Arc<dyn Engine>,
     info: WorkerInfo,
 ) -> Result<(), String> {
-    let gw_peer = peer_of(&gateway).ok_or_else(|| {
-        format!("{gateway} has no /p2p/<peer id>; copy the exact address `nova serve` printed")
-    })?;
     let mut control = p2p.control();
     let mut tasks = control.accept(TASK).map_err(|e| e.to_string())?;
+    // Tasks are taken only from the gateway this worker joined; any other peer holding the
+    // swarm secret (another worker found on the LAN) is refused.
+    let (current_tx, current) = watch::channel(None::<PeerId>);
     let task_engine = engine.clone();
     let serve = async move {
         while let Some((peer, stream)) = tasks.next().await {
-            if peer != gw_peer {
+            if *current.borrow() != Some(peer) {
                 tracing::warn!(peer = %peer, "task from a peer that is not our gateway; refused");
                 continue;
             }
@@ -79,13 +83,14 @@ pub async fn run_worker(
         }
     };
     let join = async {
+        let mut finder = Finder::new(p2p, target);
         let mut backoff = Duration::from_millis(500);
         loop {
-            let _ = p2p.dial(gateway.clone()).await;
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            match control.open_stream(gw_peer, MEMBERSHIP).await {
-                Ok(mut stream) => {
+            match finder.open().await {
+                Ok((peer, mut stream)) => {
                     backoff = Duration::from_millis(500);
+                    current_tx.send_replace(Some(peer));
+                    tracing::info!(gateway = %peer, "joined");
                     let mut msg = Membership::Hello(status(engine.as_ref(), &info));
                     loop {
                         if let Err(e) = frame::write(&mut stream, &msg).await {
@@ -96,9 +101,7 @@ pub async fn run_worker(
                         msg = Membership::Heartbeat(status(engine.as_ref(), &info));
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(gateway = %gateway, error = %e, "cannot join the gateway; retrying")
-                }
+                Err(e) => tracing::warn!(error = %e, "cannot join the gateway; retrying"),
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(10));

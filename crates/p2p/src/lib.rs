@@ -9,18 +9,24 @@
 //! - [`TASK`]: the gateway opens one stream per task, sends the request and reads
 //!   [`wire::TaskEvent`]s back; closing the stream cancels the task.
 //!
+//! Discovery: with [`P2pConfig::mdns`] (only on nodes bound to a LAN interface) peers find each
+//! other by mDNS; otherwise a worker dials the address it was given with [`P2p::connect`].
+//!
 //! Topology: [`P2p::spawn`] moves the libp2p `Swarm` into its own task (the only owner), which
 //! reports listen addresses and refused connections; everything else goes through cloneable
 //! `libp2p_stream::Control`s.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod behaviour;
 pub mod frame;
+mod key;
 mod node;
 pub mod wire;
 
+pub use key::load_or_create_key;
 pub use libp2p::{identity::Keypair, multiaddr::Protocol, Multiaddr, PeerId, Stream};
-pub use libp2p_stream::Control;
-pub use node::{load_or_create_key, P2p, P2pConfig, P2pError};
+pub use libp2p_stream::{Control, OpenStreamError};
+pub use node::{P2p, P2pConfig, P2pError};
 
 /// Protocol of the membership stream.
 pub const MEMBERSHIP: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/nova/membership/1");

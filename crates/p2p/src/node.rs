@@ -1,7 +1,7 @@
 //! The libp2p swarm task and its handle.
 
 use std::{
-    path::Path,
+    collections::{BTreeMap, HashMap},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
@@ -13,13 +13,18 @@ use futures_util::StreamExt as _;
 use libp2p::{
     core::upgrade::Version,
     identity::Keypair,
-    noise,
-    pnet::{PnetConfig, PreSharedKey},
-    swarm::SwarmEvent,
-    tcp, yamux, Multiaddr, PeerId, Transport as _,
+    mdns, noise,
+    pnet::PnetConfig,
+    swarm::{behaviour::toggle::Toggle, dial_opts::DialOpts, ConnectionId, SwarmEvent},
+    tcp, yamux, Multiaddr, PeerId, Swarm, Transport as _,
 };
-use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::{behaviour::Behaviour, key::psk};
+
+/// Most peers remembered from mDNS at once; a LAN flooding us with announcements cannot grow
+/// memory without bound.
+const MAX_DISCOVERED: usize = 1024;
 
 /// Settings of a node's p2p side.
 #[derive(Debug, Clone)]
@@ -32,6 +37,9 @@ pub struct P2pConfig {
     pub listen: Vec<Multiaddr>,
     /// How long an unused connection stays open.
     pub idle_timeout: Duration,
+    /// Find peers on the local network by mDNS. Multicasts on every non-loopback interface, so
+    /// [`P2p::spawn`] refuses it when every listen address is loopback.
+    pub mdns: bool,
 }
 
 /// Why the p2p side could not start or act.
@@ -49,6 +57,13 @@ pub enum P2pError {
         /// Why.
         reason: String,
     },
+    /// mDNS was asked for on a node that only listens on loopback, where it could find nobody
+    /// and would still multicast on the host's other interfaces.
+    #[error("LAN discovery needs a non-loopback listen address (e.g. /ip4/0.0.0.0/tcp/8788)")]
+    MdnsOnLoopback,
+    /// mDNS could not start (no usable interface, or UDP 5353 unavailable).
+    #[error("cannot start LAN discovery: {0}")]
+    Mdns(String),
     /// The node key file is unusable.
     #[error("node key {path}: {reason}")]
     Key {
@@ -57,53 +72,32 @@ pub enum P2pError {
         /// Why.
         reason: String,
     },
+    /// A dial failed. Nothing was established.
+    #[error("cannot connect to {addr}: {reason}")]
+    Dial {
+        /// The address dialed.
+        addr: Multiaddr,
+        /// Why, as libp2p reported it.
+        reason: String,
+    },
     /// The swarm task has stopped.
     #[error("the p2p task has stopped")]
     Shutdown,
 }
 
-/// The pnet key: sha256 of a domain tag and the secret, so the raw secret never goes on the wire.
-fn psk(secret: &str) -> PreSharedKey {
-    let mut h = Sha256::new();
-    h.update(b"nova-swarm/pnet/1:");
-    h.update(secret.as_bytes());
-    PreSharedKey::new(h.finalize().into())
-}
-
-/// Loads the node's ed25519 identity from `path`, creating it (mode 0600) on first start.
-pub fn load_or_create_key(path: &Path) -> Result<Keypair, P2pError> {
-    let err = |reason: String| P2pError::Key { path: path.display().to_string(), reason };
-    match std::fs::read(path) {
-        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes)
-            .map_err(|e| err(format!("corrupt ({e}); delete it to get a new identity"))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
-            let key = Keypair::generate_ed25519();
-            let bytes = key.to_protobuf_encoding().map_err(|e| err(e.to_string()))?;
-            let dir = path.parent().ok_or_else(|| err("no parent directory".into()))?;
-            std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-            let tmp = dir.join(format!(".node-key-{}", std::process::id()));
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| err(e.to_string()))?;
-            f.write_all(&bytes).and_then(|()| f.sync_all()).map_err(|e| err(e.to_string()))?;
-            std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))?;
-            Ok(key)
-        }
-        Err(e) => Err(err(e.to_string())),
-    }
+/// Commands from handles to the swarm task.
+enum Command {
+    /// Dial and report the peer id on success.
+    Connect { addr: Multiaddr, reply: oneshot::Sender<Result<PeerId, P2pError>> },
 }
 
 /// A running p2p node. Dropping it stops the swarm task.
 pub struct P2p {
     peer_id: PeerId,
     control: libp2p_stream::Control,
-    dials: mpsc::Sender<Multiaddr>,
+    commands: mpsc::Sender<Command>,
     addrs: watch::Receiver<Vec<Multiaddr>>,
+    discovered: watch::Receiver<BTreeMap<PeerId, Vec<Multiaddr>>>,
     refused: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -120,9 +114,21 @@ impl std::fmt::Debug for P2p {
     }
 }
 
+fn is_loopback(addr: &Multiaddr) -> bool {
+    use libp2p::multiaddr::Protocol;
+    addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_loopback(),
+        Protocol::Ip6(ip) => ip.is_loopback(),
+        _ => false,
+    })
+}
+
 impl P2p {
     /// Builds the swarm, starts listening and spawns its task. Must run inside a tokio runtime.
     pub fn spawn(config: P2pConfig) -> Result<Self, P2pError> {
+        if config.mdns && config.listen.iter().all(is_loopback) {
+            return Err(P2pError::MdnsOnLoopback);
+        }
         let psk = psk(&config.secret);
         let transport_err = |e: &dyn std::fmt::Display| P2pError::Transport(e.to_string());
         let noise = noise::Config::new(&config.key).map_err(|e| transport_err(&e))?;
@@ -134,11 +140,23 @@ impl P2p {
             .authenticate(noise)
             .multiplex(yamux::Config::default())
             .timeout(Duration::from_secs(10));
+        let local_id = config.key.public().to_peer_id();
+        let mdns = if config.mdns {
+            let m = mdns::tokio::Behaviour::new(mdns::Config::default(), local_id)
+                .map_err(|e| P2pError::Mdns(e.to_string()))?;
+            tracing::info!("LAN discovery (mDNS) on");
+            Some(m)
+        } else {
+            None
+        };
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.key.clone())
             .with_tokio()
             .with_other_transport(|_| transport)
             .map_err(|e| transport_err(&e))?
-            .with_behaviour(|_| libp2p_stream::Behaviour::new())
+            .with_behaviour(|_| Behaviour {
+                stream: libp2p_stream::Behaviour::new(),
+                mdns: Toggle::from(mdns),
+            })
             .map_err(|e| transport_err(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
             .build();
@@ -148,44 +166,21 @@ impl P2p {
                 .map_err(|e| P2pError::Listen { addr: addr.clone(), reason: e.to_string() })?;
         }
         let peer_id = *swarm.local_peer_id();
-        let control = swarm.behaviour().new_control();
-        let (dials, mut dial_rx) = mpsc::channel::<Multiaddr>(16);
+        let control = swarm.behaviour().stream.new_control();
+        let (commands, command_rx) = mpsc::channel(16);
         let (addr_tx, addrs) = watch::channel(Vec::new());
+        let (discovered_tx, discovered) = watch::channel(BTreeMap::new());
         let refused = Arc::new(AtomicU64::new(0));
-        let refused_in_task = refused.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    Some(addr) = dial_rx.recv() => {
-                        if let Err(e) = swarm.dial(addr.clone()) {
-                            tracing::warn!(%addr, error = %e, "cannot dial");
-                        }
-                    }
-                    event = swarm.select_next_some() => match event {
-                        SwarmEvent::NewListenAddr { address, .. } => {
-                            addr_tx.send_modify(|a| a.push(address));
-                        }
-                        SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
-                            refused_in_task.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(from = %send_back_addr, error = %error,
-                                "refused an incoming connection: wrong swarm secret, or not a nova node");
-                        }
-                        SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
-                            tracing::warn!(peer = ?peer_id, error = %error,
-                                "cannot connect: check the address, that the gateway runs, and that both use the same swarm secret");
-                        }
-                        SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
-                            tracing::info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
-                        }
-                        SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
-                            tracing::info!(peer = %peer_id, cause = ?cause, "disconnected");
-                        }
-                        _ => {}
-                    },
-                }
-            }
-        });
-        Ok(Self { peer_id, control, dials, addrs, refused, task })
+        let event_loop = EventLoop {
+            swarm,
+            commands: command_rx,
+            addrs: addr_tx,
+            discovered: discovered_tx,
+            refused: refused.clone(),
+            pending: HashMap::new(),
+        };
+        let task = tokio::spawn(event_loop.run());
+        Ok(Self { peer_id, control, commands, addrs, discovered, refused, task })
     }
 
     /// This node's peer id.
@@ -198,9 +193,22 @@ impl P2p {
         self.control.clone()
     }
 
-    /// Asks the swarm to dial `addr` (which should end in `/p2p/<peer id>`).
-    pub async fn dial(&self, addr: Multiaddr) -> Result<(), P2pError> {
-        self.dials.send(addr).await.map_err(|_| P2pError::Shutdown)
+    /// Dials `addr` and returns the peer id that answered. `addr` may omit `/p2p/<id>` (then
+    /// whoever holds the swarm secret there is accepted); when it has one, a different peer is
+    /// an error. Not cancel-safe in the sense that the dial goes on if the future is dropped.
+    pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, P2pError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Connect { addr, reply })
+            .await
+            .map_err(|_| P2pError::Shutdown)?;
+        rx.await.map_err(|_| P2pError::Shutdown)?
+    }
+
+    /// Peers found by mDNS so far, with their addresses; expired ones are removed. Empty when
+    /// discovery is off.
+    pub fn discovered(&self) -> watch::Receiver<BTreeMap<PeerId, Vec<Multiaddr>>> {
+        self.discovered.clone()
     }
 
     /// Connections refused so far (wrong secret or garbage), as a live counter.
@@ -217,5 +225,126 @@ impl P2p {
             .iter()
             .map(|a| a.clone().with(libp2p::multiaddr::Protocol::P2p(self.peer_id)))
             .collect())
+    }
+}
+
+/// The task that owns the libp2p `Swarm`.
+struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    addrs: watch::Sender<Vec<Multiaddr>>,
+    discovered: watch::Sender<BTreeMap<PeerId, Vec<Multiaddr>>>,
+    refused: Arc<AtomicU64>,
+    /// Dials waiting for their outcome, by connection id.
+    pending: HashMap<ConnectionId, (Multiaddr, oneshot::Sender<Result<PeerId, P2pError>>)>,
+}
+
+impl EventLoop {
+    async fn run(mut self) {
+        loop {
+            tokio::select! {
+                Some(command) = self.commands.recv() => self.on_command(command),
+                event = self.swarm.select_next_some() => self.on_event(event),
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Connect { addr, reply } => {
+                let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.pending.insert(id, (addr, reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(P2pError::Dial { addr, reason: e.to_string() }));
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: SwarmEvent<crate::behaviour::BehaviourEvent>) {
+        use crate::behaviour::BehaviourEvent;
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                self.addrs.send_modify(|a| a.push(address));
+            }
+            SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(from = %send_back_addr, error = %error,
+                    "refused an incoming connection: wrong swarm secret, or not a nova node");
+            }
+            SwarmEvent::OutgoingConnectionError { connection_id, peer_id, error } => {
+                if let Some((addr, reply)) = self.pending.remove(&connection_id) {
+                    let _ = reply.send(Err(P2pError::Dial { addr, reason: error.to_string() }));
+                }
+                tracing::warn!(peer = ?peer_id, error = %error,
+                    "cannot connect: check the address, that the gateway runs, and that both use the same swarm secret");
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, connection_id, .. } => {
+                if let Some((addr, reply)) = self.pending.remove(&connection_id) {
+                    // A `/p2p/<id>` in the address is a promise about who answers; libp2p only
+                    // checks it when the dial names the peer, which unknown-peer dials do not.
+                    let expected = addr.iter().find_map(|p| match p {
+                        libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+                        _ => None,
+                    });
+                    let result = match expected {
+                        Some(id) if id != peer_id => {
+                            let _ = self.swarm.disconnect_peer_id(peer_id);
+                            Err(P2pError::Dial {
+                                addr,
+                                reason: format!("it is peer {peer_id}, not {id}"),
+                            })
+                        }
+                        _ => Ok(peer_id),
+                    };
+                    let _ = reply.send(result);
+                }
+                tracing::info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+            }
+            SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
+                tracing::info!(peer = %peer_id, cause = ?cause, "disconnected");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                let local = *self.swarm.local_peer_id();
+                self.discovered.send_if_modified(|known| {
+                    let mut changed = false;
+                    for (peer, addr) in found {
+                        if peer == local
+                            || (known.len() >= MAX_DISCOVERED && !known.contains_key(&peer))
+                        {
+                            continue;
+                        }
+                        let addrs = known.entry(peer).or_default();
+                        if !addrs.contains(&addr) && addrs.len() < 16 {
+                            tracing::debug!(peer = %peer, %addr, "found on the LAN");
+                            addrs.push(addr);
+                            changed = true;
+                        }
+                    }
+                    changed
+                });
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Expired(gone))) => {
+                self.discovered.send_if_modified(|known| {
+                    let mut changed = false;
+                    for (peer, addr) in gone {
+                        if let Some(addrs) = known.get_mut(&peer) {
+                            addrs.retain(|a| *a != addr);
+                            if addrs.is_empty() {
+                                known.remove(&peer);
+                            }
+                            changed = true;
+                        }
+                    }
+                    changed
+                });
+            }
+            _ => {}
+        }
     }
 }

@@ -29,9 +29,14 @@ pub(crate) struct Args {
     /// Do not run a local engine (the gateway only routes).
     #[arg(long)]
     no_local: bool,
-    /// p2p address workers join (multiaddr). Loopback unless told otherwise.
-    #[arg(long, env = "NOVA_P2P_LISTEN", default_value = "/ip4/127.0.0.1/tcp/8788")]
-    p2p_listen: nova_p2p::Multiaddr,
+    /// p2p address workers join (multiaddr). Default /ip4/127.0.0.1/tcp/8788, or all
+    /// interfaces with --lan.
+    #[arg(long, env = "NOVA_P2P_LISTEN")]
+    p2p_listen: Option<nova_p2p::Multiaddr>,
+    /// Let workers on the local network find this gateway by mDNS (multicast on this
+    /// machine's LAN interfaces; refused when the p2p address is loopback).
+    #[arg(long)]
+    lan: bool,
     /// Swarm secret workers must present. Default: generated once and kept in
     /// <data dir>/swarm-secret (mode 0600).
     #[arg(long, env = "NOVA_SWARM_SECRET", hide_env_values = true)]
@@ -124,15 +129,21 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         _ => load_or_create_secret(&global.data_dir()?.join("swarm-secret"))?,
     };
     let key = nova_p2p::load_or_create_key(&global.data_dir()?.join("node.key"))?;
+    let p2p_listen = match (&args.p2p_listen, args.lan) {
+        (Some(l), _) => l.clone(),
+        (None, true) => "/ip4/0.0.0.0/tcp/8788".parse()?,
+        (None, false) => "/ip4/127.0.0.1/tcp/8788".parse()?,
+    };
     let p2p = nova_p2p::P2p::spawn(nova_p2p::P2pConfig {
         key,
         secret: secret.clone(),
-        listen: vec![args.p2p_listen.clone()],
+        listen: vec![p2p_listen.clone()],
         idle_timeout: Duration::from_secs(3600),
+        mdns: args.lan,
     })?;
     let p2p_addrs = tokio::time::timeout(Duration::from_secs(10), p2p.listen_addrs())
         .await
-        .with_context(|| format!("could not listen on {} within 10 s", args.p2p_listen))??;
+        .with_context(|| format!("could not listen on {p2p_listen} within 10 s"))??;
     gateway.set_refused_counter(p2p.refused_counter());
     tokio::spawn(nova_node::accept_members(gateway.clone(), p2p.control()));
 
@@ -145,8 +156,16 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
     for a in &p2p_addrs {
         println!("p2p listening on {a}");
     }
-    if let Some(a) = p2p_addrs.first() {
-        // The secret is printed for the person at the terminal, never logged.
+    // On all interfaces, loopback is reported too; another device needs a routable address.
+    let reachable = p2p_addrs
+        .iter()
+        .find(|a| !a.iter().any(|p| matches!(p, nova_p2p::Protocol::Ip4(ip) if ip.is_loopback())))
+        .or(p2p_addrs.first());
+    // The secret is printed for the person at the terminal, never logged.
+    if args.lan {
+        println!("add a device on this LAN with: nova worker --lan --secret {secret}");
+    }
+    if let Some(a) = reachable {
         println!("add a device with: nova worker --join {a} --secret {secret}");
     }
     if args.token.is_none() {

@@ -40,12 +40,16 @@ fn gateway() -> Swarm {
 }
 
 fn worker(s: &Swarm, model: &str, secret: &str) -> Proc {
+    worker_at(&s.join, model, secret)
+}
+
+fn worker_at(join: &str, model: &str, secret: &str) -> Proc {
     let w = spawn(
         1,
         &[
             "worker",
             "--join",
-            &s.join,
+            join,
             "--secret",
             secret,
             "--no-pull",
@@ -171,6 +175,26 @@ async fn a_worker_with_the_wrong_secret_cannot_join() {
     assert_eq!(v["workers"].as_array().map(Vec::len), Some(0), "{v}");
     let (status, v) = submit(&s, json!({"prompt": "hi"})).await;
     assert_eq!(status, 503, "{v}");
+}
+
+#[tokio::test]
+async fn a_worker_joins_by_host_port_and_a_pinned_wrong_id_is_refused() {
+    let s = gateway();
+    // `/ip4/127.0.0.1/tcp/<port>/p2p/<id>` -> `127.0.0.1:<port>`.
+    let port = s.join.split('/').nth(4).expect("port in the join address");
+    let _w = worker_at(&format!("127.0.0.1:{port}"), "smollm2-135m", SECRET);
+    let v = wait_workers(&s, 1).await;
+    assert_eq!(v["workers"].as_array().map(Vec::len), Some(1), "{v}");
+    // The same address pinned to some other node's id: the gateway answers, but it is not the
+    // peer the worker was told to trust, so the worker does not join it.
+    let other = "12D3KooWSRMBdXgnv8gQTJRaqEdhq5mKYFRWyWhvNJAc9qPPgzmS";
+    let _imposter_target =
+        worker_at(&format!("/ip4/127.0.0.1/tcp/{port}/p2p/{other}"), "smollm2-135m", SECRET);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let v = swarm_view(&s).await;
+    assert_eq!(v["workers"].as_array().map(Vec::len), Some(1), "{v}");
+    let (status, v) = submit(&s, json!({"prompt": "hi", "params": {"max_tokens": 4}})).await;
+    assert_eq!(status, 200, "{v}");
 }
 
 #[tokio::test]
