@@ -2,6 +2,7 @@
 //! dir that `scripts/test.sh` fills; tests that write use a temporary data dir of their own.
 
 mod ask;
+mod lan;
 mod model;
 mod serve;
 mod swarm;
@@ -110,9 +111,14 @@ pub(crate) fn home() -> tempfile::TempDir {
 /// Starts `nova ARGS` in a fresh data dir (catalog models linked in) with `threads` threads.
 pub(crate) fn spawn(threads: u32, args: &[&str]) -> Proc {
     let home = home();
-    let mut child = nova(home.path())
-        .args(args)
-        .env("NOVA_THREADS", threads.to_string())
+    let mut cmd = nova(home.path());
+    cmd.args(args).env("NOVA_THREADS", threads.to_string());
+    spawn_cmd(cmd, home)
+}
+
+/// Starts `cmd`, owning `home` for as long as the process lives.
+pub(crate) fn spawn_cmd(mut cmd: Command, home: tempfile::TempDir) -> Proc {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
