@@ -204,7 +204,7 @@ function renderTrace(trace) {
   const won = (trace.attempts || []).find((a) => a.worker === trace.winner);
   const sum = el('p', { class: 'sum' },
     `${trace.strategy} · winner ${workerName(trace.winner)} · latency ${fmtMs(trace.latency_ms)}` +
-    ` · TTFT ${fmtMs(trace.ttft_ms)} · ${won ? fmtRate(won.tokens, trace.latency_ms) : '–'}`);
+    ` · TTFT ${fmtMs(trace.ttft_ms)} · ${won ? fmtRate(won.tokens, won.latency_ms) : '–'}`);
   const scored = (trace.attempts || []).some((a) => a.score !== undefined);
   const head = el('tr', {},
     el('th', { scope: 'col', text: 'Worker' }), el('th', { scope: 'col', text: 'Outcome' }),
@@ -338,6 +338,7 @@ function renderSwarm(view) {
     const state = w.state || 'ready';
     counts[state] = (counts[state] || 0) + 1;
     const charging = field(w, 'charging');
+    // A worker whose connection closed is kept (as stale) with last_seen_ms = 0.
     const ago = view.now_ms && v.last_seen_ms ? Math.max(0, (view.now_ms - v.last_seen_ms) / 1000) : null;
     const row = (k, val) => [el('dt', { text: k }), el('dd', { text: val })];
     return el('li', { class: 'node', 'data-id': v.id, 'data-name': v.name, 'data-state': state },
@@ -351,7 +352,7 @@ function renderSwarm(view) {
         ...row('Temperature', fmt(field(w, 'temperature_c'), ' °C', 1)),
         ...row('Paused', v.paused ? 'yes (guard)' : 'no'),
         ...row('Version', field(w, 'version') || 'unknown'),
-        ...row('Last seen', ago === null ? '–' : `${ago.toFixed(1)} s ago`),
+        ...row('Last seen', ago === null ? (state === 'stale' ? 'disconnected' : '–') : `${ago.toFixed(1)} s ago`),
         ...row('Id', v.id)));
   });
   $('nodes').replaceChildren(...items);

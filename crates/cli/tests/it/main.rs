@@ -2,10 +2,12 @@
 //! dir that `scripts/test.sh` fills; tests that write use a temporary data dir of their own.
 
 mod ask;
+mod install;
 mod lan;
 mod model;
 mod serve;
 mod swarm;
+mod web;
 
 use std::{
     io::{BufRead, BufReader},

@@ -1,0 +1,232 @@
+// Browser test of the nova dashboard in headless Chromium, against a real gateway with real
+// workers. Driven by crates/cli/tests/it/web.rs, which starts the swarm and passes:
+//   NOVA_URL          the gateway's base URL (http://127.0.0.1:PORT)
+//   NOVA_TOKEN        its bearer token
+//   NOVA_WORKERS      the two workers' names, comma-separated; the second is the one killed
+//   NOVA_SCREENSHOTS  directory for the screenshots
+//   NOVA_CHROMIUM     the browser (default /usr/bin/chromium)
+// Protocol with the driver: this script prints `KILL <name>` and waits for a `KILLED` line on
+// stdin; it prints `OK` when every check passed and exits 0, otherwise it exits 1.
+
+import { mkdirSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const url = need('NOVA_URL');
+const token = need('NOVA_TOKEN');
+const [first, second] = need('NOVA_WORKERS').split(',');
+const shots = need('NOVA_SCREENSHOTS');
+const executablePath = process.env.NOVA_CHROMIUM || '/usr/bin/chromium';
+mkdirSync(shots, { recursive: true });
+
+function need(name) {
+  const v = process.env[name];
+  if (!v) fail(`${name} is not set`);
+  return v;
+}
+
+function fail(msg) {
+  console.error(`dashboard test failed: ${msg}`);
+  process.exit(1);
+}
+
+function check(ok, msg) {
+  if (!ok) throw new Error(msg);
+  console.log(`ok - ${msg}`);
+}
+
+const stdin = createInterface({ input: process.stdin });
+const lines = stdin[Symbol.asyncIterator]();
+async function nextLine() {
+  const { value, done } = await lines.next();
+  if (done) throw new Error('the driver closed stdin');
+  return value.trim();
+}
+
+/** The gateway's own view, to confirm what the page shows. */
+async function gateway(path) {
+  const r = await fetch(url + path, { headers: { Authorization: `Bearer ${token}` } });
+  if (!r.ok) throw new Error(`${path}: ${r.status}`);
+  return path === '/metrics' ? r.text() : r.json();
+}
+
+async function until(what, fn, timeoutMs) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((ok) => setTimeout(ok, 200));
+  }
+}
+
+function cancelledCount(metrics) {
+  let n = 0;
+  for (const l of metrics.split('\n')) {
+    if (l.startsWith('nova_requests_total{') && l.includes('outcome="cancelled"')) n += Number(l.split(' ').pop());
+  }
+  return n;
+}
+
+/** Problems the page itself reports: script errors and CSP violations. */
+function watch(page, problems) {
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) problems.push(`console: ${m.text()}`);
+  });
+}
+
+async function login(page, t) {
+  await page.fill('#token', t);
+  await page.press('#token', 'Enter');
+}
+
+async function ask(page, prompt, { strategy = 'race', maxTokens = 48, ignoreEos = false } = {}) {
+  if (!(await page.isVisible('#strategy'))) await page.click('.opts summary');
+  await page.selectOption('#strategy', strategy);
+  await page.fill('#max-tokens', String(maxTokens));
+  await page.setChecked('#ignore-eos', ignoreEos);
+  await page.fill('#prompt', prompt);
+  const before = await page.locator('.msg.assistant').count();
+  await page.press('#prompt', 'Enter');
+  return page.locator('.msg.assistant').nth(before);
+}
+
+/** Records every distinct text the newest answer shows while it streams. */
+async function recordPartials(page) {
+  await page.evaluate(() => {
+    window.novaSeen = [];
+    const log = document.getElementById('log');
+    new MutationObserver(() => {
+      const all = log.querySelectorAll('.msg.assistant .text');
+      const t = all.length ? all[all.length - 1].textContent : '';
+      if (t && window.novaSeen[window.novaSeen.length - 1] !== t) window.novaSeen.push(t);
+    }).observe(log, { subtree: true, childList: true, characterData: true });
+  });
+}
+
+const browser = await chromium.launch({
+  executablePath,
+  headless: true,
+  // Chromium refuses to start its sandbox as root (CI containers); the page is our own.
+  args: ['--no-sandbox'],
+});
+const timer = setTimeout(() => fail('no result within 300 s'), 300_000);
+
+try {
+  const problems = [];
+  const desk = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await desk.newPage();
+  watch(page, problems);
+  page.setDefaultTimeout(60_000);
+
+  // The shell: a login prompt and no data.
+  await page.goto(url + '/');
+  check(await page.isVisible('#login-form'), 'the login prompt shows');
+  check(await page.isHidden('#app'), 'nothing but the login prompt before sign-in');
+
+  // A wrong token: the clear message and still no data.
+  await login(page, 'not-the-token');
+  await page.waitForFunction(() => document.getElementById('login-error').textContent.length > 0);
+  const msg = await page.textContent('#login-error');
+  check(msg.includes('That token was refused by the gateway'), `a wrong token is refused clearly: "${msg}"`);
+  check(await page.isHidden('#app'), 'the app stays hidden after a wrong token');
+  const body = await page.textContent('body');
+  check(!body.includes(first) && !body.includes(second) && !body.includes('smollm2'), 'no swarm data after a wrong token');
+  check((await page.locator('#nodes li, #log li').count()) === 0, 'no nodes or messages rendered');
+  await page.screenshot({ path: `${shots}/desktop-refused.png` });
+
+  // The right token: the app, and both workers live.
+  await login(page, token);
+  await page.waitForSelector('#app', { state: 'visible' });
+  check(await page.isHidden('#login'), 'the login prompt goes away');
+  await page.waitForSelector(`.node[data-name="${first}"][data-state="ready"]`);
+  await page.waitForSelector(`.node[data-name="${second}"][data-state="ready"]`);
+  const card = await page.textContent(`.node[data-name="${first}"]`);
+  check(card.includes('smollm2-135m') && /tok\/s/.test(card) && card.includes('Queue') && card.includes('Version'),
+    `a node shows its model, speed, queue and version: ${card.replace(/\s+/g, ' ').slice(0, 160)}`);
+  check(await page.evaluate(() => [...document.querySelectorAll('#model option')].some((o) => o.value === 'smollm2-135m')),
+    'the model list comes from /v1/models');
+
+  // A streamed answer: partial texts first, then the final answer with its trace.
+  await recordPartials(page);
+  const answer = await ask(page, 'Write a short poem about the sea.', { maxTokens: 48 });
+  await answer.and(page.locator('[data-state="done"]')).waitFor({ timeout: 120_000 });
+  const final = await answer.locator('.text').textContent();
+  const seen = await page.evaluate(() => window.novaSeen);
+  const partials = seen.filter((t) => t !== final && final.startsWith(t));
+  check(final.trim().length > 0, `a final answer: ${JSON.stringify(final.slice(0, 60))}`);
+  check(new Set(partials).size >= 2, `tokens streamed: ${new Set(partials).size} partial texts before the final`);
+  const trace = (await answer.locator('.trace').textContent()).replace(/\s+/g, ' ');
+  check(/winner (\S+)/.test(trace) && (trace.includes(first) || trace.includes(second)), `the trace names the winner: ${trace.slice(0, 140)}`);
+  check(/latency \d+ ms/.test(trace) && /TTFT \d+ ms/.test(trace) && /tok\/s/.test(trace), 'the trace has latency, TTFT and tokens/s');
+
+  // best_of_n: every candidate with its score.
+  const bon = await ask(page, 'What is the capital of France?', { strategy: 'best_of_n', maxTokens: 32 });
+  await bon.and(page.locator('[data-state="done"]')).waitFor({ timeout: 120_000 });
+  const scores = await bon.locator('.trace td.score').allTextContents();
+  check(scores.length === 2 && scores.every((s) => /^\d/.test(s)), `best_of_n shows both candidates' scores: ${scores}`);
+  check((await bon.locator('.trace details.cand').count()) === 2, "best_of_n shows both candidates' texts");
+  check((await bon.locator('.text').textContent()).trim().length > 0, 'best_of_n shows the chosen answer');
+
+  // Stop mid-stream: the page says so and the gateway cancels the work on the workers.
+  const cancelledBefore = cancelledCount(await gateway('/metrics'));
+  const long = await ask(page, 'Write a long story about a dragon.', { maxTokens: 2000, ignoreEos: true });
+  await page.waitForFunction((n) => {
+    const all = document.querySelectorAll('.msg.assistant .text');
+    return all[n] && all[n].textContent.length > 40;
+  }, (await page.locator('.msg.assistant').count()) - 1);
+  check(await page.isEnabled('#stop'), 'Stop is enabled while an answer streams');
+  await page.click('#stop');
+  await long.and(page.locator('[data-state="stopped"]')).waitFor({ timeout: 5_000 });
+  const stoppedText = (await long.locator('.text').textContent()).length;
+  check(stoppedText > 40 && stoppedText < 6000, `the answer stopped mid-stream at ${stoppedText} characters`);
+  check(await page.isEnabled('#send'), 'Send is enabled again after Stop');
+  await until('the gateway to count the request as cancelled', async () => cancelledCount(await gateway('/metrics')) > cancelledBefore, 10_000);
+  console.log('ok - the gateway cancelled the request');
+  await until('every worker queue to drain', async () => (await gateway('/v1/swarm')).workers.every((w) => w.worker.queue_depth === 0), 10_000);
+  console.log('ok - the workers freed their slots');
+  await page.waitForTimeout(2500); // let the performance charts take a sample or two
+  check(await page.locator('#tps polyline').count() === 1, 'the performance panel draws its charts');
+  await page.screenshot({ path: `${shots}/desktop.png`, fullPage: true });
+
+  // A phone, signed in with the keyboard only.
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
+  const mob = await phone.newPage();
+  watch(mob, problems);
+  mob.setDefaultTimeout(60_000);
+  await mob.goto(url + '/');
+  await mob.evaluate(() => document.activeElement && document.activeElement.blur());
+  for (let i = 0; i < 4 && (await mob.evaluate(() => document.activeElement.id)) !== 'token'; i++) {
+    await mob.keyboard.press('Tab');
+  }
+  check(await mob.evaluate(() => document.activeElement.id) === 'token', 'the token field is reachable with Tab');
+  await mob.keyboard.type(token);
+  await mob.keyboard.press('Enter');
+  await mob.waitForSelector(`.node[data-name="${second}"]`);
+  const overflow = await mob.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 0, `no sideways scrolling on a phone (overflow ${overflow}px)`);
+  await mob.screenshot({ path: `${shots}/phone.png`, fullPage: true });
+
+  // Kill a worker: it turns stale in the live view without a reload.
+  console.log(`KILL ${second}`);
+  check((await nextLine()) === 'KILLED', 'the driver killed the worker');
+  const killedAt = Date.now();
+  await page.waitForSelector(`.node[data-name="${second}"][data-state="stale"]`, { timeout: 15_000 });
+  check(await page.isVisible(`.node[data-name="${first}"][data-state="ready"]`), `${first} stays ready`);
+  console.log(`ok - ${second} shown stale ${Date.now() - killedAt} ms after the kill`);
+  await mob.waitForSelector(`.node[data-name="${second}"][data-state="stale"]`, { timeout: 15_000 });
+  await page.screenshot({ path: `${shots}/desktop-stale.png`, fullPage: true });
+  await mob.screenshot({ path: `${shots}/phone-stale.png`, fullPage: true });
+
+  check(problems.length === 0, `no script errors or CSP violations${problems.length ? `: ${problems.join('; ')}` : ''}`);
+  console.log('OK');
+  clearTimeout(timer);
+  await browser.close();
+  stdin.close();
+  process.exit(0);
+} catch (e) {
+  console.error(`dashboard test failed: ${e.stack || e}`);
+  await browser.close().catch(() => {});
+  process.exit(1);
+}
