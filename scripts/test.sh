@@ -29,7 +29,7 @@ export NOVA_OPENAI_PYTHON="$venv/bin/python"
 
 echo "== fmt, clippy, shellcheck" >&2
 cargo fmt --all -- --check
-shellcheck scripts/*.sh .ci/run
+shellcheck -x scripts/*.sh scripts/lib/*.sh .ci/run
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
 echo "== tests" >&2
