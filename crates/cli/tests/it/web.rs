@@ -119,7 +119,7 @@ fn the_dashboard_logs_in_chats_streams_stops_and_shows_the_swarm_live() {
         .expect("spawn node");
     let mut stdin = node.stdin.take().expect("stdin");
     let stdout = node.stdout.take().expect("stdout");
-    let (tx, lines) = mpsc::channel();
+    let (tx, lines) = mpsc::sync_channel(64);
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if tx.send(line).is_err() {
