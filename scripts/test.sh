@@ -27,6 +27,13 @@ if ! "$venv/bin/python" -c 'import openai' 2>/dev/null; then
 fi
 export NOVA_OPENAI_PYTHON="$venv/bin/python"
 
+echo "== playwright-core for the dashboard's browser test" >&2
+# npm ci replaces node_modules every time; run it only when the lockfile changed since.
+if ! cmp -s tests/web/package-lock.json tests/web/node_modules/.nova-lock; then
+  npm ci --prefix tests/web --no-audit --no-fund
+  cp tests/web/package-lock.json tests/web/node_modules/.nova-lock
+fi
+
 echo "== fmt, clippy, shellcheck" >&2
 cargo fmt --all -- --check
 shellcheck -x scripts/*.sh scripts/lib/*.sh .ci/run
