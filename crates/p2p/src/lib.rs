@@ -8,6 +8,8 @@
 //!   [`wire::Hello`] and then a [`wire::Heartbeat`] every interval.
 //! - [`TASK`]: the gateway opens one stream per task, sends the request and reads
 //!   [`wire::TaskEvent`]s back; closing the stream cancels the task.
+//! - [`BUNDLE`]: a worker fetches a signed update bundle from the gateway ([`bundle`]). The
+//!   gateway announces bundles with [`wire::MembershipReply`] frames on the membership stream.
 //!
 //! Discovery: with [`P2pConfig::mdns`] (only on nodes bound to a LAN interface) peers find each
 //! other by mDNS; otherwise a worker dials the address it was given with [`P2p::connect`].
@@ -18,6 +20,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod behaviour;
+pub mod bundle;
 pub mod frame;
 mod key;
 mod node;
@@ -32,3 +35,5 @@ pub use node::{P2p, P2pConfig, P2pError};
 pub const MEMBERSHIP: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/nova/membership/1");
 /// Protocol of task streams.
 pub const TASK: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/nova/task/1");
+/// Protocol of update bundle downloads.
+pub const BUNDLE: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/nova/bundle/1");

@@ -16,6 +16,18 @@ pub enum Membership {
     Heartbeat(Status),
 }
 
+/// Membership stream messages, gateway → worker, in answer to a hello or heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MembershipReply {
+    /// The latest update bundle the gateway serves: its signed manifest, verbatim, for the
+    /// worker to verify before fetching the archive over [`crate::BUNDLE`].
+    Bundle {
+        /// The manifest JSON.
+        manifest: String,
+    },
+}
+
 /// Task stream messages, worker → gateway, after the gateway sent a [`ValidRequest`].
 /// Tagged by `frame` since the inner token events use `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
