@@ -25,8 +25,8 @@ pub(crate) struct Battery {
     pub(crate) temp_c: Option<f32>,
 }
 
-/// The fields we use of its output, e.g.
-/// `{"health":"GOOD","percentage":85,"plugged":"PLUGGED_AC","status":"CHARGING","temperature":29.1}`.
+/// The fields we use of its output, which looks like `{"health":"GOOD","percentage":85,
+/// "plugged":"PLUGGED_AC","status":"CHARGING","temperature":29.1}` (plus fields we ignore).
 #[derive(Debug, Deserialize)]
 struct Status {
     percentage: Option<f64>,

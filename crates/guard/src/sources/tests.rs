@@ -189,7 +189,7 @@ fn termux_wins_over_sysfs_for_the_battery_and_temperatures_merge() {
     let cmd = t.script(
         "bin/termux-battery-status",
         r#"cat <<'EOF'
-{"health":"GOOD","percentage":64,"plugged":"UNPLUGGED","status":"DISCHARGING","temperature":38.5,"current":-250000}
+{"percentage":64,"plugged":"UNPLUGGED","status":"DISCHARGING","temperature":38.5}
 EOF"#,
     );
     let r = t.sources().with_termux(Some(cmd)).read();
@@ -252,7 +252,7 @@ fn bad_termux_output_is_an_error_not_a_value() {
     let cases = [
         ("fail", "echo '{\"percentage\":50}'; exit 3", "exited with"),
         ("text", "echo 'Termux:API is not installed'", "invalid JSON"),
-        ("huge", "i=0; while [ $i -lt 2000 ]; do echo '                                                                              '; i=$((i+1)); done", "more than"),
+        ("huge", "yes 0123456789abcdef | head -c 200000", "more than"),
     ];
     for (name, body, expect) in cases {
         let cmd = t.script(&format!("bin/{name}"), body);
