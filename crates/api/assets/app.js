@@ -479,6 +479,12 @@ $('stop').addEventListener('click', () => {
   if (running) running.abort();
   $('prompt').focus();
 });
+document.addEventListener('keydown', (e) => {
+  if (e.key === 'Escape' && running) {
+    e.preventDefault();
+    running.abort();
+  }
+});
 $('clear').addEventListener('click', () => {
   if (running) running.abort();
   messages = [];
