@@ -6,6 +6,8 @@
 //! - `POST /submit`: the native endpoint, with the full trace of who answered.
 //! - `GET /v1/swarm`: the live cluster view. `GET /metrics`: Prometheus text.
 //! - `GET /v1/swarm/events`: the same view, live, as server-sent events (for the dashboard).
+//! - `GET /bundle/latest`, `GET /bundle/latest.sig`: the latest signed update bundle and its
+//!   manifest ([`Bundles`] port).
 //! - `GET /healthz`: liveness; `GET /`: the web dashboard's page, which holds no data. These are
 //!   the only routes without a bearer token.
 //!
@@ -13,6 +15,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod auth;
+mod bundle;
 mod dashboard;
 mod error;
 mod openai;
@@ -26,6 +29,7 @@ use axum::{
     routing::{get, post},
     Router,
 };
+pub use bundle::{Bundles, LatestBundle};
 pub use error::ApiError;
 use nova_proto::Limits;
 pub use port::{Attempt, InferError, Inference, Job, JobEvent, JobResult, Trace};
@@ -45,6 +49,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Slots for live swarm feeds (`/v1/swarm/events`).
     feeds: Arc<Semaphore>,
+    /// Where published update bundles are (`None`: the bundle routes answer 404).
+    bundles: Option<Arc<dyn Bundles>>,
 }
 
 impl AppState {
@@ -55,7 +61,14 @@ impl AppState {
             token_digest: auth::digest(token),
             limits,
             feeds: Arc::new(Semaphore::new(dashboard::MAX_FEEDS)),
+            bundles: None,
         }
+    }
+
+    /// Serves update bundles from `bundles` at `/bundle/latest`.
+    pub fn with_bundles(mut self, bundles: Arc<dyn Bundles>) -> Self {
+        self.bundles = Some(bundles);
+        self
     }
 }
 
@@ -68,6 +81,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/swarm/events", get(dashboard::swarm_events))
         .route("/submit", post(submit::handle))
         .route("/metrics", get(submit::metrics))
+        .route("/bundle/latest", get(bundle::archive))
+        .route("/bundle/latest.sig", get(bundle::manifest))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
