@@ -4,6 +4,7 @@ pub(crate) mod ask;
 pub(crate) mod bench;
 mod engine_args;
 mod gateway_args;
+pub(crate) mod guard;
 pub(crate) mod model;
 pub(crate) mod serve;
 pub(crate) mod status;

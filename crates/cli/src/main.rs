@@ -4,9 +4,10 @@
 //! subcommand lives in `cmd/`.
 
 mod cmd;
+mod logging;
 mod progress;
 
-use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +31,9 @@ pub(crate) struct Global {
     /// the `llama-cpp-2` target; its load-time warnings are noise for users, hence `error`.
     #[arg(long, global = true, env = "NOVA_LOG", default_value = "warn,llama-cpp-2=error")]
     log: String,
+    /// Log filter for the files under `<data dir>/logs/` that `serve` and `worker` write.
+    #[arg(long, global = true, env = "NOVA_LOG_FILE", default_value = logging::DEFAULT_FILE_FILTER)]
+    file_log: String,
 }
 
 impl Global {
@@ -60,17 +64,20 @@ enum Command {
     /// Measure performance.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
+    /// Show this device's battery, temperature and memory, and whether the guard would pause it.
+    Guard(cmd::guard::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.global.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    // Only long-running commands keep log files; one-shot ones would litter the data dir.
+    let file_logs = matches!(cli.command, Command::Serve(_) | Command::Worker(_));
+    // Held until main returns: dropping it flushes the log files.
+    let _logging = logging::init(logging::Settings {
+        stderr_filter: &cli.global.log,
+        file_filter: &cli.global.file_log,
+        dir: file_logs.then(|| cli.global.data_dir().ok()).flatten().map(|d| d.join("logs")),
+    });
 
     let runtime =
         match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
@@ -88,6 +95,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => cmd::serve::run(&cli.global, args).await,
             Command::Worker(args) => cmd::worker::run(&cli.global, args).await,
             Command::Status(args) => cmd::status::run(&cli.global, args).await,
+            Command::Guard(args) => cmd::guard::run(args).await,
         }
     });
     match result {

@@ -2,8 +2,10 @@
 //! dir that `scripts/test.sh` fills; tests that write use a temporary data dir of their own.
 
 mod ask;
+mod guard;
 mod install;
 mod lan;
+mod logs;
 mod model;
 mod serve;
 mod swarm;
