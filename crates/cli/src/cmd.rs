@@ -2,9 +2,11 @@
 
 pub(crate) mod ask;
 pub(crate) mod bench;
+pub(crate) mod bundle;
 mod engine_args;
 mod gateway_args;
 pub(crate) mod guard;
+mod guard_args;
 pub(crate) mod model;
 pub(crate) mod serve;
 pub(crate) mod status;

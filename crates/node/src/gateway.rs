@@ -287,6 +287,11 @@ impl Inference for Gateway {
 
     fn swarm(&self) -> serde_json::Value {
         let view = self.inner.view();
+        let statuses: std::collections::HashMap<String, nova_proto::NodeStatus> =
+            lock(&self.inner.workers)
+                .iter()
+                .filter_map(|w| Some((w.id().to_string(), w.status()?)))
+                .collect();
         let workers: Vec<_> = view
             .workers
             .iter()
@@ -298,7 +303,7 @@ impl Inference for Gateway {
                     Err(Ineligible::Busy) => "busy",
                     Err(Ineligible::WrongModel) => "ready",
                 };
-                json!({"worker": w, "state": state})
+                json!({"worker": w, "state": state, "status": statuses.get(&w.id)})
             })
             .collect();
         json!({"now_ms": view.now_ms, "stale_after_ms": view.stale_after_ms, "models": view.models(), "workers": workers})

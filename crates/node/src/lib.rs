@@ -3,6 +3,7 @@
 //! outcome (metrics, win rates, request log).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod device;
 mod gateway;
 mod join;
 mod membership;
@@ -11,6 +12,7 @@ mod remote;
 mod serve_tasks;
 mod worker;
 
+pub use device::{spawn_guard, DeviceHealth};
 pub use gateway::{Gateway, GatewayConfig};
 pub use join::JoinTarget;
 pub use membership::accept_members;

@@ -74,6 +74,10 @@ impl crate::Worker for RemoteWorker {
         &self.id
     }
 
+    fn status(&self) -> Option<Status> {
+        Some(RemoteWorker::status(self))
+    }
+
     fn view(&self, _now_ms: u64) -> WorkerView {
         let (s, seen) = lock(&self.state).clone();
         WorkerView {

@@ -11,7 +11,10 @@ use nova_p2p::{
 };
 use tokio::sync::watch;
 
-use crate::join::{Finder, JoinTarget};
+use crate::{
+    join::{Finder, JoinTarget},
+    DeviceHealth,
+};
 
 /// What a worker says about itself.
 #[derive(Debug, Clone)]
@@ -24,22 +27,26 @@ pub struct WorkerInfo {
     pub version: String,
     /// Heartbeat interval.
     pub heartbeat: Duration,
+    /// The device guard's view; `None` runs unguarded (never paused, sensors unknown).
+    pub health: Option<watch::Receiver<DeviceHealth>>,
 }
 
 fn status(engine: &dyn Engine, info: &WorkerInfo) -> Status {
     let health = engine.health();
+    let device = info.health.as_ref().map(|h| h.borrow().clone()).unwrap_or_default();
+    let r = &device.reading;
     Status {
         name: info.name.clone(),
         models: vec![engine.info().model.clone()],
         tokens_per_s: info.tokens_per_s,
         queue_depth: health.in_flight as u32,
         queue_capacity: engine.info().queue_capacity as u32 + 1,
-        paused: false,
-        free_ram_mb: mem_available_mb(),
+        paused: device.paused,
+        free_ram_mb: r.free_ram_mb.or_else(mem_available_mb),
         cores: std::thread::available_parallelism().ok().map(|n| n.get() as u32),
-        battery_pct: None,
-        charging: None,
-        temperature_c: None,
+        battery_pct: r.battery_pct.map(f64::from),
+        charging: r.charging,
+        temperature_c: r.temp_c.map(f64::from),
         version: info.version.clone(),
     }
 }
@@ -48,6 +55,15 @@ fn mem_available_mb() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb / 1024)
+}
+
+/// Resolves when the guard pauses or resumes the node (never without a guard).
+async fn pause_changed(health: &mut Option<watch::Receiver<DeviceHealth>>) {
+    let Some(rx) = health else { return std::future::pending().await };
+    let was = rx.borrow_and_update().paused;
+    if rx.wait_for(|h| h.paused != was).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// The gateway's peer id, from the `/p2p/<id>` at the end of its address.
@@ -73,13 +89,20 @@ pub async fn run_worker(
     // swarm secret (another worker found on the LAN) is refused.
     let (current_tx, current) = watch::channel(None::<PeerId>);
     let task_engine = engine.clone();
+    let task_health = info.health.clone();
     let serve = async move {
         while let Some((peer, stream)) = tasks.next().await {
             if *current.borrow() != Some(peer) {
                 tracing::warn!(peer = %peer, "task from a peer that is not our gateway; refused");
                 continue;
             }
-            tokio::spawn(run_task(task_engine.clone(), stream));
+            // The gateway stops routing here at the next heartbeat; a task sent before it saw
+            // the pause is refused so it is retried elsewhere, not run on a hot or flat device.
+            let paused = task_health
+                .as_ref()
+                .filter(|h| h.borrow().paused)
+                .map(|h| h.borrow().reasons.join("; "));
+            tokio::spawn(run_task(task_engine.clone(), stream, paused));
         }
     };
     let join = async {
@@ -92,12 +115,17 @@ pub async fn run_worker(
                     current_tx.send_replace(Some(peer));
                     tracing::info!(gateway = %peer, "joined");
                     let mut msg = Membership::Hello(status(engine.as_ref(), &info));
+                    let mut health = info.health.clone();
                     loop {
                         if let Err(e) = frame::write(&mut stream, &msg).await {
                             tracing::warn!(error = %e, "lost the gateway; rejoining");
                             break;
                         }
-                        tokio::time::sleep(info.heartbeat).await;
+                        // A pause or resume is told at once, not at the next heartbeat.
+                        tokio::select! {
+                            () = tokio::time::sleep(info.heartbeat) => {}
+                            () = pause_changed(&mut health) => {}
+                        }
                         msg = Membership::Heartbeat(status(engine.as_ref(), &info));
                     }
                 }
@@ -113,7 +141,7 @@ pub async fn run_worker(
     }
 }
 
-async fn run_task(engine: Arc<dyn Engine>, mut stream: nova_p2p::Stream) {
+async fn run_task(engine: Arc<dyn Engine>, mut stream: nova_p2p::Stream, paused: Option<String>) {
     let req = match tokio::time::timeout(
         Duration::from_secs(10),
         frame::read::<_, TaskRequest>(&mut stream),
@@ -127,6 +155,12 @@ async fn run_task(engine: Arc<dyn Engine>, mut stream: nova_p2p::Stream) {
         }
         Err(_) => return,
     };
+    if let Some(why) = paused {
+        let message = format!("this worker is paused by its device guard ({why})");
+        let _ =
+            frame::write(&mut stream, &TaskEvent::Error { kind: "paused".into(), message }).await;
+        return;
+    }
     let mut events = match engine.submit(req) {
         Ok(rx) => rx,
         Err(e) => {

@@ -3,7 +3,7 @@
 use std::{fmt, sync::Arc};
 
 use nova_engine::{Engine, EngineError, TokenStream};
-use nova_proto::ValidRequest;
+use nova_proto::{NodeStatus, ValidRequest};
 use nova_router::WorkerView;
 
 /// A worker the gateway can dispatch to: a local engine now, a remote node over p2p later.
@@ -14,6 +14,11 @@ pub trait Worker: Send + Sync + fmt::Debug + 'static {
     fn view(&self, now_ms: u64) -> WorkerView;
     /// Starts a generation. Dropping the stream cancels it.
     fn submit(&self, req: ValidRequest) -> Result<TokenStream, EngineError>;
+    /// What the worker last said about its device (battery, temperature, version…), for the
+    /// swarm view. `None` when it says nothing beyond its [`WorkerView`].
+    fn status(&self) -> Option<NodeStatus> {
+        None
+    }
 }
 
 /// A worker backed by an engine in this process.
@@ -60,5 +65,23 @@ impl Worker for LocalWorker {
 
     fn submit(&self, req: ValidRequest) -> Result<TokenStream, EngineError> {
         self.engine.submit(req)
+    }
+
+    fn status(&self) -> Option<NodeStatus> {
+        let v = self.view(0);
+        Some(NodeStatus {
+            name: v.name,
+            models: v.models,
+            tokens_per_s: v.tokens_per_s,
+            queue_depth: v.queue_depth,
+            queue_capacity: v.queue_capacity,
+            paused: v.paused,
+            free_ram_mb: None,
+            cores: std::thread::available_parallelism().ok().map(|n| n.get() as u32),
+            battery_pct: None,
+            charging: None,
+            temperature_c: None,
+            version: env!("CARGO_PKG_VERSION").into(),
+        })
     }
 }

@@ -46,14 +46,21 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
     }
     let now = v["now_ms"].as_u64().unwrap_or(0);
     println!(
-        "{:<20} {:<14} {:<8} {:>7} {:>7} {:>10}  ID",
-        "NAME", "MODEL", "STATE", "TOK/S", "QUEUE", "SEEN"
+        "{:<20} {:<14} {:<8} {:>7} {:>7} {:>10} {:>9} {:>7} {:>8}  ID",
+        "NAME", "MODEL", "STATE", "TOK/S", "QUEUE", "SEEN", "BATTERY", "TEMP", "VERSION"
     );
     for w in v["workers"].as_array().into_iter().flatten() {
         let wk = &w["worker"];
         let seen = now.saturating_sub(wk["last_seen_ms"].as_u64().unwrap_or(0));
+        let st = &w["status"];
+        let battery = match (st["battery_pct"].as_f64(), st["charging"].as_bool()) {
+            (Some(p), Some(true)) => format!("{p:.0}%+"),
+            (Some(p), _) => format!("{p:.0}%"),
+            (None, _) => "-".into(),
+        };
+        let temp = st["temperature_c"].as_f64().map_or("-".into(), |t| format!("{t:.0}°C"));
         println!(
-            "{:<20} {:<14} {:<8} {:>7.0} {:>3}/{:<3} {:>8.1}s  {}",
+            "{:<20} {:<14} {:<8} {:>7.0} {:>3}/{:<3} {:>8.1}s {:>9} {:>7} {:>8}  {}",
             wk["name"].as_str().unwrap_or("?"),
             wk["models"][0].as_str().unwrap_or("?"),
             w["state"].as_str().unwrap_or("?"),
@@ -61,6 +68,9 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
             wk["queue_depth"].as_u64().unwrap_or(0),
             wk["queue_capacity"].as_u64().unwrap_or(0),
             seen as f64 / 1000.0,
+            battery,
+            temp,
+            st["version"].as_str().unwrap_or("-"),
             wk["id"].as_str().unwrap_or("?"),
         );
     }

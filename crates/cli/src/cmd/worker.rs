@@ -6,7 +6,10 @@ use anyhow::Context as _;
 use nova_engine::{BenchSpec, Engine as _};
 use nova_node::WorkerInfo;
 
-use super::engine_args::{self, EngineArgs};
+use super::{
+    engine_args::{self, EngineArgs},
+    guard_args::GuardArgs,
+};
 use crate::Global;
 
 #[derive(Debug, clap::Args)]
@@ -35,6 +38,8 @@ pub(crate) struct Args {
     heartbeat_ms: u64,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    guard: GuardArgs,
 }
 
 pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
@@ -50,6 +55,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         (None, true) => "/ip4/0.0.0.0/tcp/0".parse()?,
         (None, false) => "/ip4/127.0.0.1/tcp/0".parse()?,
     };
+    let (sources, guard, guard_interval) = args.guard.build()?;
     let data_dir = global.data_dir()?;
     // The p2p side starts first so that a bad address or flag fails before the model loads.
     let key = nova_p2p::load_or_create_key(&data_dir.join("node.key"))?;
@@ -78,6 +84,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         tokens_per_s: tps,
         version: env!("CARGO_PKG_VERSION").into(),
         heartbeat: Duration::from_millis(args.heartbeat_ms.max(100)),
+        health: Some(nova_node::spawn_guard(sources, guard, guard_interval).await),
     };
     let engine: Arc<dyn nova_engine::Engine> = Arc::new(engine);
     tokio::select! {

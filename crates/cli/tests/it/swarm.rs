@@ -270,3 +270,116 @@ async fn a_killed_worker_turns_stale_and_gets_no_more_work() {
     assert!(out.status.success(), "{}", crate::stderr(&out));
     assert!(text.contains("stale") && text.contains("ready"), "{text}");
 }
+
+/// Writes `text` to `path` by rename, so the worker's guard never reads half a value.
+fn put(path: &std::path::Path, text: &str) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
+async fn worker_state(s: &Swarm, name: &str) -> Value {
+    let v = swarm_view(s).await;
+    v["workers"]
+        .as_array()
+        .and_then(|ws| ws.iter().find(|w| w["worker"]["name"] == name).cloned())
+        .unwrap_or(Value::Null)
+}
+
+async fn wait_state(s: &Swarm, name: &str, state: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let w = worker_state(s, name).await;
+        if w["state"] == state {
+            return w;
+        }
+        assert!(Instant::now() < deadline, "{name} never became {state}: {w}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Who was asked for each of `n` race requests with fanout 2.
+async fn asked(s: &Swarm, n: usize) -> Vec<String> {
+    let mut who = Vec::new();
+    for _ in 0..n {
+        let body = json!({"prompt": "Say hi.", "fanout": 2, "params": {"max_tokens": 4}});
+        let (status, v) = submit(s, body).await;
+        assert_eq!(status, 200, "{v}");
+        for a in v["trace"]["attempts"].as_array().expect("attempts") {
+            who.push(a["worker"].as_str().expect("worker").to_string());
+        }
+    }
+    who
+}
+
+#[tokio::test]
+async fn a_guarded_worker_pauses_on_low_battery_and_heat_then_resumes() {
+    let s = gateway();
+    // A fake phone: sysfs and procfs trees the worker's guard reads every 100 ms.
+    let dev = tempfile::tempdir().expect("tempdir");
+    let bat = dev.path().join("sys/class/power_supply/battery");
+    put(&bat.join("type"), "Battery\n");
+    put(&bat.join("status"), "Discharging\n");
+    put(&bat.join("capacity"), "80\n");
+    let zone = dev.path().join("sys/class/thermal/thermal_zone0/temp");
+    put(&zone, "36000\n");
+    put(&dev.path().join("proc/meminfo"), "MemTotal: 4000000 kB\nMemAvailable: 2000000 kB\n");
+    let sys = dev.path().join("sys");
+    let proc_root = dev.path().join("proc");
+    let phone = spawn(
+        1,
+        &[
+            "worker",
+            "--join",
+            &s.join,
+            "--secret",
+            SECRET,
+            "--no-pull",
+            "--name",
+            "phone",
+            "--heartbeat-ms",
+            "5000",
+            "--guard-interval-ms",
+            "100",
+            "--guard-sysfs-root",
+            sys.to_str().expect("utf-8"),
+            "--guard-proc-root",
+            proc_root.to_str().expect("utf-8"),
+        ],
+    );
+    phone.wait_for("worker ");
+    let _box = worker(&s, "smollm2-135m", SECRET);
+    wait_workers(&s, 2).await;
+    let w = worker_state(&s, "phone").await;
+    assert_eq!(w["status"]["battery_pct"], 80.0, "{w}");
+    assert_eq!(w["status"]["charging"], false, "{w}");
+    assert_eq!(w["status"]["temperature_c"], 36.0, "{w}");
+    assert_eq!(w["status"]["free_ram_mb"], 1953, "{w}");
+    let phone_id = w["worker"]["id"].as_str().expect("id").to_string();
+    assert!(asked(&s, 3).await.contains(&phone_id), "a healthy phone takes work");
+
+    // Flat battery: paused at once (the pause is sent without waiting for the 5 s heartbeat),
+    // and no request reaches it, even with fanout 2.
+    put(&bat.join("capacity"), "22\n");
+    wait_state(&s, "phone", "paused").await;
+    assert!(!asked(&s, 4).await.contains(&phone_id), "a paused phone gets no work");
+    // Hysteresis: 32 % is above the pause threshold but below the resume one.
+    put(&bat.join("capacity"), "32\n");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(worker_state(&s, "phone").await["state"], "paused");
+    // Charging resumes it.
+    put(&bat.join("status"), "Charging\n");
+    wait_state(&s, "phone", "ready").await;
+    assert!(asked(&s, 3).await.contains(&phone_id), "a resumed phone takes work again");
+
+    // Heat pauses it too, and it resumes only once cooled below 40 °C.
+    put(&zone, "47500\n");
+    let w = wait_state(&s, "phone", "paused").await;
+    assert_eq!(w["status"]["temperature_c"], 47.5, "{w}");
+    put(&zone, "42000\n");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(worker_state(&s, "phone").await["state"], "paused");
+    put(&zone, "39000\n");
+    wait_state(&s, "phone", "ready").await;
+}
