@@ -206,6 +206,16 @@ try {
   await mob.waitForSelector(`.node[data-name="${second}"]`);
   const overflow = await mob.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   check(overflow <= 0, `no sideways scrolling on a phone (overflow ${overflow}px)`);
+  const small = await ask(mob, 'Say hello in one short sentence.', { maxTokens: 24 });
+  await small.and(mob.locator('[data-state="done"]')).waitFor({ timeout: 120_000 });
+  check((await small.locator('.trace').count()) === 1, 'the phone shows an answer with its trace');
+  const overflow2 = await mob.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow2 <= 0, `still no sideways scrolling with a trace on screen (overflow ${overflow2}px)`);
+  const clipped = await mob.evaluate(() => {
+    const box = document.getElementById('log').getBoundingClientRect();
+    return [...document.querySelectorAll('#log .msg')].filter((m) => m.getBoundingClientRect().right > box.right + 1).length;
+  });
+  check(clipped === 0, `every message fits the phone's width (${clipped} wider)`);
   await mob.screenshot({ path: `${shots}/phone.png`, fullPage: true });
 
   // Kill a worker: it turns stale in the live view without a reload.
