@@ -64,6 +64,13 @@ enum Command {
     /// Measure performance.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
+    /// Build, sign and verify signed update bundles.
+    #[command(subcommand)]
+    Bundle(cmd::bundle::Command),
+    /// Print this binary's version (`--json` for the update health check).
+    Version(cmd::bundle::VersionArgs),
+    /// Exit 0 if this binary starts correctly (the update health check).
+    SelfCheck(cmd::bundle::SelfCheckArgs),
     /// Show this device's battery, temperature and memory, and whether the guard would pause it.
     Guard(cmd::guard::Args),
 }
@@ -95,6 +102,9 @@ fn main() -> ExitCode {
             Command::Serve(args) => cmd::serve::run(&cli.global, args).await,
             Command::Worker(args) => cmd::worker::run(&cli.global, args).await,
             Command::Status(args) => cmd::status::run(&cli.global, args).await,
+            Command::Bundle(c) => cmd::bundle::run(&cli.global, c).await,
+            Command::Version(args) => cmd::bundle::version(args),
+            Command::SelfCheck(args) => cmd::bundle::self_check(args),
             Command::Guard(args) => cmd::guard::run(args).await,
         }
     });

@@ -1,4 +1,5 @@
-//! Gateway side of membership: workers open a stream, say hello, then heartbeat on it.
+//! Gateway side of membership: workers open a stream, say hello, then heartbeat on it. The
+//! gateway answers each with the latest update bundle's manifest, when it publishes one.
 
 use std::{sync::Arc, time::Duration};
 
@@ -18,7 +19,16 @@ fn record(id: &str, status: &nova_p2p::wire::Status, now: u64) -> NodeRecord {
 
 /// Accepts membership streams until `control`'s swarm stops. Each worker gets its own task;
 /// a worker that sends garbage is dropped and logged.
-pub async fn accept_members(gateway: Gateway, mut control: Control) {
+pub async fn accept_members(gateway: Gateway, control: Control) {
+    accept_members_with(gateway, control, None).await
+}
+
+/// [`accept_members`], announcing the latest bundle on `shelf` (if any) to every worker.
+pub async fn accept_members_with(
+    gateway: Gateway,
+    mut control: Control,
+    shelf: Option<Arc<nova_update::Shelf>>,
+) {
     let mut incoming = match control.accept(MEMBERSHIP) {
         Ok(i) => i,
         Err(e) => {
@@ -33,6 +43,7 @@ pub async fn accept_members(gateway: Gateway, mut control: Control) {
         }
         let gateway = gateway.clone();
         let control = control.clone();
+        let shelf = shelf.clone();
         tokio::spawn(async move {
             let first = tokio::time::timeout(
                 Duration::from_secs(10),
@@ -59,12 +70,16 @@ pub async fn accept_members(gateway: Gateway, mut control: Control) {
             gateway.record_node(record(&id, &status, now_ms()));
             let worker = Arc::new(RemoteWorker::new(peer, control, status, now_ms()));
             gateway.add_worker(worker.clone());
+            let mut announcing = true;
+            crate::bundles::announce(shelf.as_deref(), &mut stream, &mut announcing).await;
             loop {
                 match frame::read::<_, Membership>(&mut stream).await {
                     Ok(Membership::Heartbeat(s)) | Ok(Membership::Hello(s)) => {
                         let now = now_ms();
                         gateway.record_node(record(&id, &s, now));
                         worker.update(s, now);
+                        crate::bundles::announce(shelf.as_deref(), &mut stream, &mut announcing)
+                            .await;
                     }
                     Err(e) => {
                         // It stays listed (as stale) so the swarm view shows the departure;

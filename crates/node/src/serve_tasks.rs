@@ -29,6 +29,8 @@ pub struct WorkerInfo {
     pub heartbeat: Duration,
     /// The device guard's view; `None` runs unguarded (never paused, sensors unknown).
     pub health: Option<watch::Receiver<DeviceHealth>>,
+    /// Where the gateway's update announcements go; `None` drops them.
+    pub updates: Option<tokio::sync::mpsc::Sender<crate::Announcement>>,
 }
 
 fn status(engine: &dyn Engine, info: &WorkerInfo) -> Status {
@@ -110,23 +112,32 @@ pub async fn run_worker(
         let mut backoff = Duration::from_millis(500);
         loop {
             match finder.open().await {
-                Ok((peer, mut stream)) => {
+                Ok((peer, stream)) => {
                     backoff = Duration::from_millis(500);
                     current_tx.send_replace(Some(peer));
                     tracing::info!(gateway = %peer, "joined");
                     let mut msg = Membership::Hello(status(engine.as_ref(), &info));
                     let mut health = info.health.clone();
-                    loop {
-                        if let Err(e) = frame::write(&mut stream, &msg).await {
-                            tracing::warn!(error = %e, "lost the gateway; rejoining");
-                            break;
+                    // The gateway answers on the same stream (update announcements).
+                    let (replies, mut stream) = futures_util::AsyncReadExt::split(stream);
+                    let listen = crate::updater::read_replies(peer, replies, info.updates.clone());
+                    let beat = async {
+                        loop {
+                            if let Err(e) = frame::write(&mut stream, &msg).await {
+                                tracing::warn!(error = %e, "lost the gateway; rejoining");
+                                break;
+                            }
+                            // A pause or resume is told at once, not at the next heartbeat.
+                            tokio::select! {
+                                () = tokio::time::sleep(info.heartbeat) => {}
+                                () = pause_changed(&mut health) => {}
+                            }
+                            msg = Membership::Heartbeat(status(engine.as_ref(), &info));
                         }
-                        // A pause or resume is told at once, not at the next heartbeat.
-                        tokio::select! {
-                            () = tokio::time::sleep(info.heartbeat) => {}
-                            () = pause_changed(&mut health) => {}
-                        }
-                        msg = Membership::Heartbeat(status(engine.as_ref(), &info));
+                    };
+                    tokio::select! {
+                        () = beat => {}
+                        () = listen => tracing::warn!("the gateway closed the membership stream; rejoining"),
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot join the gateway; retrying"),

@@ -26,7 +26,7 @@ use nova_p2p::{
     Control, PeerId, BUNDLE,
 };
 use nova_update::{
-    Installer, Limits, Manifest, Policy, Release, UpdateError, UpdateState, Version, VerifyingKey,
+    Installer, Limits, Manifest, Policy, Release, UpdateError, UpdateState, VerifyingKey, Version,
 };
 use tokio::{io::AsyncWriteExt as _, sync::mpsc};
 
@@ -267,7 +267,9 @@ async fn update(
     // Still here: the exec failed. Put the old binary (and the old state) back and carry on.
     let message = match installer.rollback().and_then(|()| previous_state.save(&config.data_dir)) {
         Ok(()) => format!("cannot start {}: {err}; rolled back", installed.exe.display()),
-        Err(e) => format!("cannot start {}: {err}; rollback failed too: {e}", installed.exe.display()),
+        Err(e) => {
+            format!("cannot start {}: {err}; rollback failed too: {e}", installed.exe.display())
+        }
     };
     tracing::error!(%message, "restart failed");
     on_event(&UpdateEvent::RestartFailed { message });
@@ -284,24 +286,28 @@ async fn download(
 ) -> Result<tempfile::NamedTempFile, UpdateError> {
     let want = release.manifest.size;
     if want > config.limits.archive {
-        return Err(UpdateError::TooLarge { what: "the archive".into(), limit: config.limits.archive });
+        return Err(UpdateError::TooLarge {
+            what: "the archive".into(),
+            limit: config.limits.archive,
+        });
     }
     let dir = config.data_dir.join("updates");
     let tmp = {
-        let dir = dir.clone();
+        let d = dir.clone();
         tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir)?;
-            tempfile::Builder::new().prefix(".download-").tempfile_in(&dir)
+            std::fs::create_dir_all(&d)?;
+            tempfile::Builder::new().prefix(".download-").tempfile_in(&d)
         })
         .await
         .map_err(|e| UpdateError::Download(e.to_string()))?
         .map_err(|e| UpdateError::io(&dir, e))?
     };
     let dl = |e: &dyn std::fmt::Display| UpdateError::Download(e.to_string());
-    let mut stream = tokio::time::timeout(Duration::from_secs(10), control.open_stream(gateway, BUNDLE))
-        .await
-        .map_err(|_| dl(&"the gateway did not open a bundle stream within 10 s"))?
-        .map_err(|e| dl(&e))?;
+    let mut stream =
+        tokio::time::timeout(Duration::from_secs(10), control.open_stream(gateway, BUNDLE))
+            .await
+            .map_err(|_| dl(&"the gateway did not open a bundle stream within 10 s"))?
+            .map_err(|e| dl(&e))?;
     frame::write(&mut stream, &BundleRequest { sha256: release.manifest.sha256.clone() })
         .await
         .map_err(|e| dl(&e))?;

@@ -69,6 +69,8 @@ pub struct BuildOptions {
     pub target: String,
     /// Directory the archive is written to.
     pub out_dir: PathBuf,
+    /// gzip level, 0–9 (6 is gzip's default; 1 is several times faster and a little larger).
+    pub level: u32,
 }
 
 /// Builds `nova-swarm-<version>.tgz` in `opts.out_dir` and returns its path. Written to a
@@ -109,7 +111,8 @@ pub fn build(opts: &BuildOptions) -> Result<(PathBuf, VersionInfo), UpdateError>
         .tempfile_in(out)
         .map_err(|e| UpdateError::io(out, e))?;
     let write = || -> io::Result<()> {
-        let gz = GzEncoder::new(io::BufWriter::new(tmp.as_file()), Compression::default());
+        let gz =
+            GzEncoder::new(io::BufWriter::new(tmp.as_file()), Compression::new(opts.level.min(9)));
         let mut tar = tar::Builder::new(gz);
         let mtime = info.built_at_ms / 1000;
         let mut add = |name: &str, mode: u32, len: u64, data: &mut dyn Read| {
@@ -126,6 +129,8 @@ pub fn build(opts: &BuildOptions) -> Result<(PathBuf, VersionInfo), UpdateError>
         let mut w = tar.into_inner()?.finish()?;
         w.flush()?;
         drop(w);
+        // Published files: readable by the gateway whoever runs it.
+        tmp.as_file().set_permissions(fs::Permissions::from_mode(0o644))?;
         tmp.as_file().sync_all()
     };
     write().map_err(|e| UpdateError::io(tmp.path(), e))?;

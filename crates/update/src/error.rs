@@ -123,6 +123,10 @@ pub enum UpdateError {
         /// What went wrong.
         reason: String,
     },
+    /// Fetching the archive failed (the gateway could not be reached, no longer has the
+    /// bundle, or stalled). Worth retrying later.
+    #[error("download failed: {0}")]
+    Download(String),
     /// A version string is not semver.
     #[error("{0:?} is not a semantic version (e.g. 1.2.3)")]
     BadVersion(String),
@@ -148,6 +152,7 @@ impl UpdateError {
             Self::HealthCheck { .. } => "health_check",
             Self::RolledBack { .. } => "rolled_back",
             Self::RollbackFailed { .. } => "rollback_failed",
+            Self::Download(_) => "download",
             Self::BadVersion(_) => "bad_version",
         }
     }
@@ -155,10 +160,11 @@ impl UpdateError {
     /// Whether trying the same bundle again could succeed (a broken transfer, a full disk),
     /// as opposed to a verdict on the bundle itself.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Io { .. } | Self::Truncated { .. })
+        matches!(self, Self::Io { .. } | Self::Truncated { .. } | Self::Download(_))
     }
 
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+    /// An [`UpdateError::Io`] for `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
         Self::Io { path: path.to_path_buf(), source }
     }
 }

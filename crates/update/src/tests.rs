@@ -61,6 +61,7 @@ impl Fixture {
             sequence,
             target: TARGET.into(),
             out_dir: out,
+            level: 1,
         })
         .expect("build");
         assert_eq!(info.sequence, sequence);
@@ -402,6 +403,7 @@ fn stamped_bundles_report_their_version() -> Res {
         sequence: 1,
         target: TARGET.into(),
         out_dir: f.path("out"),
+        level: 6,
     })?;
     assert_eq!(info.version, "3.1.4");
     let r = sign(&archive, &f.key, &Limits::default())?.verify(&f.trusted)?;
@@ -416,6 +418,7 @@ fn stamped_bundles_report_their_version() -> Res {
         sequence: 2,
         target: TARGET.into(),
         out_dir: f.path("out2"),
+        level: 0,
     })?;
     let r = sign(&archive, &f.key, &Limits::default())?.verify(&f.trusted)?;
     let staging = tempfile::tempdir()?;

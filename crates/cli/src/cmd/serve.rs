@@ -29,6 +29,10 @@ pub(crate) struct Args {
     /// Do not run a local engine (the gateway only routes).
     #[arg(long)]
     no_local: bool,
+    /// Directory of signed update bundles (nova-swarm-<version>.tgz and .tgz.sig) served to
+    /// workers and at /bundle/latest. Default: <data dir>/bundles.
+    #[arg(long, env = "NOVA_BUNDLE_DIR")]
+    bundle_dir: Option<std::path::PathBuf>,
     /// p2p address workers join (multiaddr). Default /ip4/127.0.0.1/tcp/8788, or all
     /// interfaces with --lan.
     #[arg(long, env = "NOVA_P2P_LISTEN")]
@@ -145,13 +149,25 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         .await
         .with_context(|| format!("could not listen on {p2p_listen} within 10 s"))??;
     gateway.set_refused_counter(p2p.refused_counter());
-    tokio::spawn(nova_node::accept_members(gateway.clone(), p2p.control()));
+    let shelf = Arc::new(nova_update::Shelf::new(match args.bundle_dir.clone() {
+        Some(d) => d,
+        None => global.data_dir()?.join("bundles"),
+    }));
+    tokio::spawn(nova_node::accept_members_with(
+        gateway.clone(),
+        p2p.control(),
+        Some(shelf.clone()),
+    ));
+    tokio::spawn(nova_node::serve_bundles(shelf.clone(), p2p.control()));
 
     let listener = tokio::net::TcpListener::bind(args.bind).await.with_context(|| {
         format!("cannot listen on {} (is another nova running? try --bind 127.0.0.1:0)", args.bind)
     })?;
     let addr = listener.local_addr()?;
-    let app = nova_api::router(AppState::new(Arc::new(gateway), &token, Limits::default()));
+    let app = nova_api::router(
+        AppState::new(Arc::new(gateway), &token, Limits::default())
+            .with_bundles(Arc::new(nova_node::ShelfBundles(shelf))),
+    );
     println!("nova gateway listening on http://{addr}");
     for a in &p2p_addrs {
         println!("p2p listening on {a}");

@@ -39,6 +39,8 @@ pub(crate) struct Args {
     #[command(flatten)]
     engine: EngineArgs,
     #[command(flatten)]
+    update: super::bundle::UpdateArgs,
+    #[command(flatten)]
     guard: GuardArgs,
 }
 
@@ -79,12 +81,14 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         p2p.peer_id(),
         engine.info().model
     );
+    let updates = super::bundle::start_updater(global, &args.update, &p2p)?;
     let info = WorkerInfo {
         name,
         tokens_per_s: tps,
-        version: env!("CARGO_PKG_VERSION").into(),
+        version: super::bundle::running_version().into(),
         heartbeat: Duration::from_millis(args.heartbeat_ms.max(100)),
         health: Some(nova_node::spawn_guard(sources, guard, guard_interval).await),
+        updates,
     };
     let engine: Arc<dyn nova_engine::Engine> = Arc::new(engine);
     tokio::select! {
