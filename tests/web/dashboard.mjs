@@ -6,7 +6,8 @@
 //   NOVA_SCREENSHOTS  directory for the screenshots
 //   NOVA_CHROMIUM     the browser (default /usr/bin/chromium)
 // Protocol with the driver: this script prints `KILL <name>` and waits for a `KILLED` line on
-// stdin; it prints `OK` when every check passed and exits 0, otherwise it exits 1.
+// stdin, then `DRAIN <name>` (the first worker's fake battery goes flat) and waits for
+// `DRAINED`; it prints `OK` when every check passed and exits 0, otherwise it exits 1.
 
 import { mkdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -145,6 +146,10 @@ try {
   const card = await page.textContent(`.node[data-name="${first}"]`);
   check(card.includes('smollm2-135m') && /tok\/s/.test(card) && card.includes('Queue') && card.includes('Version'),
     `a node shows its model, speed, queue and version: ${card.replace(/\s+/g, ' ').slice(0, 160)}`);
+  const dd = async (name, key) => (await page.locator(`.node[data-name="${name}"] dt:text-is("${key}") + dd`).textContent()).trim();
+  check(await dd(first, 'Battery') === '80 %' && await dd(first, 'Charging') === 'yes' && await dd(first, 'Temperature') === '36.0 °C',
+    `${first} shows its battery, charging and temperature`);
+  check(/^\d+\.\d+\.\d+/.test(await dd(first, 'Version')), `${first} shows its version`);
   check(await page.evaluate(() => [...document.querySelectorAll('#model option')].some((o) => o.value === 'smollm2-135m')),
     'the model list comes from /v1/models');
 
@@ -226,6 +231,14 @@ try {
   check(await page.isVisible(`.node[data-name="${first}"][data-state="ready"]`), `${first} stays ready`);
   console.log(`ok - ${second} shown stale ${Date.now() - killedAt} ms after the kill`);
   await mob.waitForSelector(`.node[data-name="${second}"][data-state="stale"]`, { timeout: 15_000 });
+
+  // Unplug the first worker at 22 %: its guard pauses it, and the view shows that live too.
+  console.log(`DRAIN ${first}`);
+  check((await nextLine()) === 'DRAINED', "the driver drained the worker's battery");
+  await page.waitForSelector(`.node[data-name="${first}"][data-state="paused"]`, { timeout: 15_000 });
+  check(await dd(first, 'Battery') === '22 %' && await dd(first, 'Charging') === 'no' && (await dd(first, 'Paused')).startsWith('yes'),
+    `${first} shown paused on a low battery`);
+  await mob.waitForSelector(`.node[data-name="${first}"][data-state="paused"]`, { timeout: 15_000 });
   await page.screenshot({ path: `${shots}/desktop-stale.png`, fullPage: true });
   await mob.screenshot({ path: `${shots}/phone-stale.png`, fullPage: true });
 

@@ -1,7 +1,8 @@
 //! The web dashboard in a real browser: headless Chromium (driven by playwright-core from
 //! `tests/web/`) against a real gateway and two real workers on 127.0.0.1. The browser side is
 //! `tests/web/dashboard.mjs`; this test starts the swarm, runs it, and kills a worker when it
-//! asks. Screenshots land in `target/web-screenshots/`.
+//! asks, and drains the first worker's (fake) battery so its guard pauses it. Screenshots land
+//! in `target/web-screenshots/`.
 //!
 //! Needs `node`, Chromium (`/usr/bin/chromium`, or `NOVA_CHROMIUM`) and `npm ci --prefix
 //! tests/web` (all three done by `scripts/test.sh`). Without them the test is skipped loudly,
@@ -44,26 +45,62 @@ fn missing_tools(chromium: &Path) -> Vec<String> {
     missing
 }
 
-fn worker(join: &str, name: &str) -> Proc {
-    let w = spawn(
-        1,
-        &[
-            "worker",
-            "--join",
-            join,
-            "--secret",
-            SECRET,
-            "--no-pull",
-            "--model",
-            "smollm2-135m",
-            "--name",
-            name,
-            "--heartbeat-ms",
-            "500",
-        ],
-    );
+fn worker(join: &str, name: &str, extra: &[&str]) -> Proc {
+    let mut args = vec![
+        "worker",
+        "--join",
+        join,
+        "--secret",
+        SECRET,
+        "--no-pull",
+        "--model",
+        "smollm2-135m",
+        "--name",
+        name,
+        "--heartbeat-ms",
+        "500",
+    ];
+    args.extend_from_slice(extra);
+    let w = spawn(1, &args);
     w.wait_for("worker ");
     w
+}
+
+fn put(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(path, text).expect("write");
+}
+
+/// A fake phone's sensors for the first worker's guard: charging at 80 %, 36 °C.
+struct Device {
+    dir: tempfile::TempDir,
+}
+
+impl Device {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = Self { dir };
+        put(&d.battery().join("type"), "Battery\n");
+        put(&d.battery().join("status"), "Charging\n");
+        put(&d.battery().join("capacity"), "80\n");
+        put(&d.path("sys/class/thermal/thermal_zone0/temp"), "36000\n");
+        put(&d.path("proc/meminfo"), "MemTotal: 4000000 kB\nMemAvailable: 2000000 kB\n");
+        d
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn battery(&self) -> PathBuf {
+        self.path("sys/class/power_supply/battery")
+    }
+
+    /// Unplugged at 22 %: its guard pauses it.
+    fn drain(&self) {
+        put(&self.battery().join("status"), "Discharging\n");
+        put(&self.battery().join("capacity"), "22\n");
+    }
 }
 
 #[test]
@@ -98,8 +135,18 @@ fn the_dashboard_logs_in_chats_streams_stops_and_shows_the_swarm_live() {
     );
     let url = gateway.wait_for("nova gateway listening on ");
     let join = gateway.wait_for("p2p listening on ");
-    let _a = worker(&join, WORKERS[0]);
-    let mut b = Some(worker(&join, WORKERS[1]));
+    let device = Device::new();
+    let (sys, proc_root) = (device.path("sys"), device.path("proc"));
+    let guard = [
+        "--guard-interval-ms",
+        "100",
+        "--guard-sysfs-root",
+        sys.to_str().expect("utf-8"),
+        "--guard-proc-root",
+        proc_root.to_str().expect("utf-8"),
+    ];
+    let _a = worker(&join, WORKERS[0], &guard);
+    let mut b = Some(worker(&join, WORKERS[1], &[]));
 
     let shots = root().join("target/web-screenshots");
     for shot in SHOTS {
@@ -150,6 +197,10 @@ fn the_dashboard_logs_in_chats_streams_stops_and_shows_the_swarm_live() {
                 let _ = w.child.wait();
             }
             writeln!(stdin, "KILLED").expect("tell the browser");
+        } else if let Some(name) = line.strip_prefix("DRAIN ") {
+            assert_eq!(name, WORKERS[0], "only the first worker has fake sensors");
+            device.drain();
+            writeln!(stdin, "DRAINED").expect("tell the browser");
         } else if line == "OK" {
             ok = true;
         }
