@@ -1,9 +1,11 @@
 //! `nova guard`: what the device guard sees here, and whether it would pause this node.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::process::ExitCode;
 
 use anyhow::Context as _;
-use nova_guard::{Config, Guard, Reading, Sources};
+use nova_guard::Reading;
+
+use super::guard_args::GuardArgs;
 use serde_json::json;
 
 #[derive(Debug, clap::Args)]
@@ -11,36 +13,17 @@ pub(crate) struct Args {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
-    /// Read sysfs from this directory instead of /sys (for tests).
-    #[arg(long, hide = true)]
-    sysfs_root: Option<PathBuf>,
-    /// Read procfs from this directory instead of /proc (for tests).
-    #[arg(long, hide = true)]
-    proc_root: Option<PathBuf>,
-    /// Run this as `termux-battery-status` instead of looking it up on PATH (for tests). With
-    /// `--sysfs-root` and without this flag, Termux is not used, so fake trees stay isolated.
-    #[arg(long, hide = true)]
-    termux_cmd: Option<PathBuf>,
+    #[command(flatten)]
+    guard: GuardArgs,
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let termux = match (&args.termux_cmd, &args.sysfs_root) {
-        (Some(cmd), _) => Some(cmd.clone()),
-        (None, Some(_)) => None,
-        (None, None) => std::env::var_os("PATH")
-            .and_then(|p| nova_guard::find_in_path(nova_guard::TERMUX_BATTERY_STATUS, &p)),
-    };
-    let sources = Sources::new(
-        args.sysfs_root.unwrap_or_else(|| "/sys".into()),
-        args.proc_root.unwrap_or_else(|| "/proc".into()),
-    )
-    .with_termux(termux);
+    let (sources, mut guard, _) = args.guard.build()?;
     // Blocking: may wait for termux-battery-status.
     let reading = tokio::task::spawn_blocking(move || sources.read())
         .await
         .context("the sensor reader panicked")?;
-    let config = Config::default();
-    let mut guard = Guard::new(config.clone()).context("guard thresholds")?;
+    let config = guard.config().clone();
     let seen = guard.observe(&reading);
 
     if args.json {

@@ -24,13 +24,13 @@ pub(crate) struct GuardArgs {
     guard_interval_ms: u64,
     /// Read sysfs from this directory instead of /sys (for tests). Termux is then not used
     /// unless --guard-termux-cmd names it, so a fake tree stays isolated.
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, alias = "sysfs-root")]
     guard_sysfs_root: Option<PathBuf>,
     /// Read procfs from this directory instead of /proc (for tests).
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, alias = "proc-root")]
     guard_proc_root: Option<PathBuf>,
     /// Run this as `termux-battery-status` instead of looking it up on PATH (for tests).
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, alias = "termux-cmd")]
     guard_termux_cmd: Option<PathBuf>,
 }
 
