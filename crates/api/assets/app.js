@@ -301,7 +301,7 @@ async function send(prompt) {
   if (!session || !answer.li.isConnected) return;
   if (ctl.signal.aborted) {
     answer.li.dataset.state = 'stopped';
-    answer.state.textContent = `Stopped by you after ${tokens} chunks; the gateway cancelled the work.`;
+    answer.state.textContent = `Stopped by you after ${tokens} chunks.`;
   } else if (failure) {
     answer.li.dataset.state = 'error';
     answer.state.textContent = `Error: ${failure}`;
