@@ -9,6 +9,7 @@ mod logs;
 mod model;
 mod serve;
 mod swarm;
+mod update;
 mod web;
 
 use std::{
@@ -122,11 +123,7 @@ pub(crate) fn spawn(threads: u32, args: &[&str]) -> Proc {
 
 /// Starts `cmd`, owning `home` for as long as the process lives.
 pub(crate) fn spawn_cmd(mut cmd: Command, home: tempfile::TempDir) -> Proc {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn nova");
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn nova");
     let stdout = child.stdout.take().expect("stdout");
     let (tx, lines) = mpsc::sync_channel(64);
     std::thread::spawn(move || {
