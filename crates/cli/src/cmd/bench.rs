@@ -22,10 +22,10 @@ pub(crate) enum Command {
 pub(crate) struct EngineBench {
     #[command(flatten)]
     engine: EngineArgs,
-    /// Prompt sizes to measure, comma-separated.
+    /// Prompt sizes to measure, comma-separated (0: none).
     #[arg(long, value_delimiter = ',', default_value = "128,512")]
     pp: Vec<u32>,
-    /// Generation lengths to measure, comma-separated.
+    /// Generation lengths to measure, comma-separated (0: none).
     #[arg(long, value_delimiter = ',', default_value = "128")]
     tg: Vec<u32>,
     /// Timed runs per test (after one warm-up).

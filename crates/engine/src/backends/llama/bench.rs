@@ -103,8 +103,9 @@ pub(super) fn run(
     let mut rng = Lcg(42);
     let max_ctx = model.n_ctx_train();
     let mut tests = Vec::new();
-    for &n in &spec.prompt {
-        if n == 0 || n >= max_ctx {
+    // A size of 0 means "no such test", as `-p 0` / `-n 0` do for llama-bench.
+    for &n in spec.prompt.iter().filter(|&&n| n > 0) {
+        if n >= max_ctx {
             return Err(EngineError::PromptTooLong { tokens: n as usize, n_ctx: max_ctx });
         }
         let ctx = &mut context(backend, model, n, n_batch, threads)?;
@@ -117,8 +118,8 @@ pub(super) fn run(
         }
         tests.push(BenchTest { name: format!("pp{n}"), samples });
     }
-    for &n in &spec.gen {
-        if n == 0 || n >= max_ctx {
+    for &n in spec.gen.iter().filter(|&&n| n > 0) {
+        if n >= max_ctx {
             return Err(EngineError::PromptTooLong { tokens: n as usize, n_ctx: max_ctx });
         }
         let ctx = &mut context(backend, model, n, n_batch, threads)?;
