@@ -98,3 +98,30 @@ fn termux_overrides_the_battery_and_missing_sensors_are_listed() {
         assert!(text.contains(note), "{note}: {text}");
     }
 }
+
+#[test]
+fn a_termux_battery_status_on_path_is_found_and_read() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let bin = tempfile::tempdir().expect("tempdir");
+    let script = bin.path().join("termux-battery-status");
+    fs::write(
+        &script,
+        concat!(
+            "#!/bin/sh\necho '{\"percentage\":17,\"plugged\":\"UNPLUGGED\",",
+            "\"status\":\"DISCHARGING\",\"temperature\":31.0}'\n"
+        ),
+    )
+    .expect("write");
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod");
+    // No --sysfs-root and no --termux-cmd: the real /sys, and Termux found through PATH, as on
+    // a phone.
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
+    let out =
+        run(nova(home.path()).env("PATH", path).args(["guard", "--json"]), Duration::from_secs(30));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(v["reading"]["battery_source"], "termux", "{v}");
+    assert_eq!(v["reading"]["battery_pct"], 17.0, "{v}");
+    assert_eq!(v["reading"]["charging"], false, "{v}");
+    assert_eq!(v["would_pause"], true, "{v}");
+}
