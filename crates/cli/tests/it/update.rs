@@ -257,28 +257,27 @@ async fn forged_tampered_and_truncated_bundles_are_refused() {
     assert!(said.contains(&signer.pubkey()), "{said}");
     s.assert_untouched(pid).await;
 
-    // Signed, then altered: one byte in the middle of the archive.
+    // Signed, then altered: one byte in the middle of the archive. Altered before it is
+    // published, so the worker can never fetch the intact copy first.
     let tampered = signer.bundle(&nova_bin(), "0.2.1", 3, s.scratch.path());
-    s.publish(&tampered);
-    let path = s.published("0.2.1");
-    let mut bytes = std::fs::read(&path).expect("read");
+    let mut bytes = std::fs::read(&tampered).expect("read");
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x01;
-    std::fs::write(&path, &bytes).expect("tamper");
+    std::fs::write(&tampered, &bytes).expect("tamper");
+    s.publish(&tampered);
     s.worker.wait_for("update: fetching 0.2.1");
     s.worker.wait_for("update refused (checksum_mismatch): 0.2.1: ");
     s.assert_untouched(pid).await;
 
     // The gateway's copy is cut short, so the download ends early.
     let cut = signer.bundle(&nova_bin(), "0.2.2", 4, s.scratch.path());
-    s.publish(&cut);
-    let path = s.published("0.2.2");
-    let len = std::fs::metadata(&path).expect("stat").len();
+    let len = std::fs::metadata(&cut).expect("stat").len();
     std::fs::OpenOptions::new()
         .write(true)
-        .open(&path)
+        .open(&cut)
         .and_then(|f| f.set_len(len / 2))
         .expect("truncate");
+    s.publish(&cut);
     let said = s.worker.wait_for("update failed (truncated): 0.2.2: ");
     assert!(said.contains(&format!("of {len} bytes")), "{said}");
     s.assert_untouched(pid).await;
