@@ -13,10 +13,11 @@ use super::{
 use crate::Global;
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("gateway").args(["join", "lan"]).required(true).multiple(true)))]
 pub(crate) struct Args {
     /// The gateway's p2p address: the multiaddr `nova serve` printed (ends in /p2p/<id>), or
     /// host:port (then whoever answers there with the swarm secret is taken as the gateway).
-    #[arg(long, env = "NOVA_JOIN", required_unless_present = "lan")]
+    #[arg(long, env = "NOVA_JOIN")]
     join: Option<String>,
     /// Find the gateway on the local network by mDNS (multicast on this device's LAN
     /// interfaces). Listens on all interfaces unless --listen says otherwise.
