@@ -139,10 +139,6 @@ impl Setup {
         std::fs::rename(&sig, self.bundles.path().join(format!("{name}.sig"))).expect("publish");
     }
 
-    fn published(&self, version: &str) -> PathBuf {
-        self.bundles.path().join(format!("nova-swarm-{version}.tgz"))
-    }
-
     /// Waits until the gateway sees the worker ready at `version`.
     async fn wait_version(&self, version: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);
