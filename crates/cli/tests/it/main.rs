@@ -121,6 +121,30 @@ pub(crate) fn spawn(threads: u32, args: &[&str]) -> Proc {
     spawn_cmd(cmd, home)
 }
 
+/// A gateway on 127.0.0.1 (free ports, no local engine: workers bring theirs) with a 1.5 s
+/// staleness window, its API URL and the p2p address workers join. `extra` adds flags.
+pub(crate) fn spawn_gateway(token: &str, secret: &str, extra: &[&str]) -> (Proc, String, String) {
+    let mut args = vec![
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--p2p-listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--no-local",
+        "--token",
+        token,
+        "--secret",
+        secret,
+        "--stale-after-ms",
+        "1500",
+    ];
+    args.extend_from_slice(extra);
+    let gateway = spawn(1, &args);
+    let url = gateway.wait_for("nova gateway listening on ");
+    let join = gateway.wait_for("p2p listening on ");
+    (gateway, url, join)
+}
+
 /// Starts `cmd`, owning `home` for as long as the process lives.
 pub(crate) fn spawn_cmd(mut cmd: Command, home: tempfile::TempDir) -> Proc {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn nova");

@@ -17,25 +17,7 @@ struct Swarm {
 }
 
 fn gateway() -> Swarm {
-    let gateway = spawn(
-        1,
-        &[
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--p2p-listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--no-local",
-            "--token",
-            TOKEN,
-            "--secret",
-            SECRET,
-            "--stale-after-ms",
-            "1500",
-        ],
-    );
-    let url = gateway.wait_for("nova gateway listening on ");
-    let join = gateway.wait_for("p2p listening on ");
+    let (gateway, url, join) = crate::spawn_gateway(TOKEN, SECRET, &[]);
     Swarm { _gateway: gateway, url, join }
 }
 

@@ -15,7 +15,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::{run, spawn, spawn_cmd, stdout, Proc};
+use crate::{run, spawn_cmd, stdout, Proc};
 
 const TOKEN: &str = "update-token";
 const SECRET: &str = "update-secret-for-tests";
@@ -77,27 +77,9 @@ fn nova_bin() -> PathBuf {
 impl Setup {
     fn start(trusted: &str) -> Self {
         let bundles = tempfile::tempdir().expect("tempdir");
-        let gateway = spawn(
-            1,
-            &[
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--p2p-listen",
-                "/ip4/127.0.0.1/tcp/0",
-                "--no-local",
-                "--token",
-                TOKEN,
-                "--secret",
-                SECRET,
-                "--stale-after-ms",
-                "1500",
-                "--bundle-dir",
-                bundles.path().to_str().expect("utf-8"),
-            ],
-        );
-        let url = gateway.wait_for("nova gateway listening on ");
-        let join = gateway.wait_for("p2p listening on ");
+        let bundle_dir = bundles.path().to_str().expect("utf-8");
+        let (gateway, url, join) =
+            crate::spawn_gateway(TOKEN, SECRET, &["--bundle-dir", bundle_dir]);
         // The worker runs from its own copy, which the update replaces.
         let bin = tempfile::tempdir().expect("tempdir");
         let exe = bin.path().join("nova");

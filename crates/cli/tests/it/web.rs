@@ -116,25 +116,7 @@ fn the_dashboard_logs_in_chats_streams_stops_and_shows_the_swarm_live() {
         return;
     }
 
-    let gateway = spawn(
-        1,
-        &[
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--p2p-listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--no-local",
-            "--token",
-            TOKEN,
-            "--secret",
-            SECRET,
-            "--stale-after-ms",
-            "1500",
-        ],
-    );
-    let url = gateway.wait_for("nova gateway listening on ");
-    let join = gateway.wait_for("p2p listening on ");
+    let (_gateway, url, join) = crate::spawn_gateway(TOKEN, SECRET, &[]);
     let device = Device::new();
     let (sys, proc_root) = (device.path("sys"), device.path("proc"));
     let guard = [
