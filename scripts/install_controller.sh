@@ -49,16 +49,5 @@ Start the gateway:
 It prints the exact 'nova worker ...' command (with the swarm secret) for other devices.
 API token: $nova_home/api-token    swarm secret: $nova_home/swarm-secret
 
-Optional, to start it at login with systemd (not installed by this script):
-  mkdir -p ~/.config/systemd/user && cat > ~/.config/systemd/user/nova-gateway.service <<'UNIT'
-  [Unit]
-  Description=nova-swarm gateway
-  [Service]
-  EnvironmentFile=$nova_home/controller.env
-  ExecStart=$bin_dir/nova serve$lan_flag
-  Restart=on-failure
-  [Install]
-  WantedBy=default.target
-  UNIT
-  systemctl --user daemon-reload && systemctl --user enable --now nova-gateway
 MSG
+print_systemd_unit gateway "$nova_home/controller.env" "$bin_dir/nova serve$lan_flag"

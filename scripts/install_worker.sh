@@ -66,18 +66,5 @@ Optional, to start it when the phone boots (needs the Termux:Boot app; not insta
     > ~/.termux/boot/nova-worker && chmod +x ~/.termux/boot/nova-worker
 MSG
 else
-  cat <<MSG
-Optional, to start it at login with systemd (not installed by this script):
-  mkdir -p ~/.config/systemd/user && cat > ~/.config/systemd/user/nova-worker.service <<'UNIT'
-  [Unit]
-  Description=nova-swarm worker
-  [Service]
-  EnvironmentFile=$nova_home/worker.env
-  ExecStart=$bin_dir/nova worker$flags
-  Restart=on-failure
-  [Install]
-  WantedBy=default.target
-  UNIT
-  systemctl --user daemon-reload && systemctl --user enable --now nova-worker
-MSG
+  print_systemd_unit worker "$nova_home/worker.env" "$bin_dir/nova worker$flags"
 fi

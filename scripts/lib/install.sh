@@ -87,6 +87,26 @@ ensure_secret() {
   od -An -tx1 -N24 /dev/urandom | tr -d ' \n' | write_file "$path" 0600
 }
 
+# print_systemd_unit NAME ENV_FILE COMMAND: how to run COMMAND at login as a systemd user unit;
+# printed for the user to choose, never installed.
+print_systemd_unit() {
+  local name="$1" env_file="$2" command="$3"
+  cat <<MSG
+Optional, to start it at login with systemd (not installed by this script):
+  mkdir -p ~/.config/systemd/user && cat > ~/.config/systemd/user/nova-$name.service <<'UNIT'
+  [Unit]
+  Description=nova-swarm $name
+  [Service]
+  EnvironmentFile=$env_file
+  ExecStart=$command
+  Restart=on-failure
+  [Install]
+  WantedBy=default.target
+  UNIT
+  systemctl --user daemon-reload && systemctl --user enable --now nova-$name
+MSG
+}
+
 finish() {
   if [ "$changed" -eq 0 ]; then
     say "nothing to do: everything was already installed"
