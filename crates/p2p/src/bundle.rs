@@ -58,16 +58,7 @@ pub async fn read_chunk<R: AsyncRead + Unpin>(
     r: &mut R,
     buf: &mut Vec<u8>,
 ) -> Result<bool, FrameError> {
-    let mut len = [0u8; 4];
-    match r.read_exact(&mut len).await {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
-        Err(e) => return Err(e.into()),
-    }
-    let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_CHUNK {
-        return Err(FrameError::TooLarge(len));
-    }
+    let len = crate::frame::read_len(r, MAX_CHUNK).await?;
     buf.resize(len, 0);
     match r.read_exact(buf).await {
         Ok(()) => Ok(len > 0),

@@ -62,8 +62,12 @@ pub async fn write_many<W: AsyncWrite + Unpin, T: Serialize>(
     Ok(())
 }
 
-/// Reads one frame. Not cancel-safe: a partially read frame is lost.
-pub async fn read<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> Result<T, FrameError> {
+/// Reads a 4-byte big-endian length prefix and checks it against `max` before anything is
+/// allocated. A stream that ends before the prefix is [`FrameError::Closed`].
+pub(crate) async fn read_len<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<usize, FrameError> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(()) => {}
@@ -71,9 +75,15 @@ pub async fn read<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> Resul
         Err(e) => return Err(e.into()),
     }
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME {
+    if len > max {
         return Err(FrameError::TooLarge(len));
     }
+    Ok(len)
+}
+
+/// Reads one frame. Not cancel-safe: a partially read frame is lost.
+pub async fn read<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> Result<T, FrameError> {
+    let len = read_len(r, MAX_FRAME).await?;
     let mut buf = vec![0u8; len];
     r.read_exact(&mut buf).await?;
     serde_json::from_slice(&buf).map_err(|e| FrameError::Malformed(e.to_string()))
