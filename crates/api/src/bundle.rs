@@ -111,8 +111,9 @@ mod tests {
         fn run(
             &self,
             _: crate::Job,
-        ) -> Result<tokio::sync::mpsc::Receiver<crate::JobEvent>, crate::InferError> {
-            Err(crate::InferError::Shutdown)
+        ) -> futures_util::future::BoxFuture<'_, Result<crate::JobEvents, crate::InferError>>
+        {
+            Box::pin(async { Err(crate::InferError::Shutdown) })
         }
         fn models(&self) -> Vec<String> {
             vec![]

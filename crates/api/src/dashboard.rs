@@ -139,6 +139,7 @@ mod tests {
         body::Body,
         http::{Request, StatusCode},
     };
+    use futures_util::future::BoxFuture;
     use http_body_util::BodyExt as _;
     use nova_proto::{FinishReason, Limits, Usage};
     use nova_router::Strategy;
@@ -147,7 +148,8 @@ mod tests {
     use tower::ServiceExt as _;
 
     use crate::{
-        router, AppState, Attempt, InferError, Inference, Job, JobEvent, JobResult, Trace,
+        router, AppState, Attempt, InferError, Inference, Job, JobEvent, JobEvents, JobResult,
+        Trace,
     };
 
     const TOKEN: &str = "t0ken";
@@ -158,7 +160,7 @@ mod tests {
     struct Fake;
 
     impl Inference for Fake {
-        fn run(&self, job: Job) -> Result<mpsc::Receiver<JobEvent>, InferError> {
+        fn run(&self, job: Job) -> BoxFuture<'_, Result<JobEvents, InferError>> {
             let (tx, rx) = mpsc::channel(4);
             let attempt = |worker: &str, outcome: &str, score| Attempt {
                 worker: worker.into(),
@@ -179,10 +181,11 @@ mod tests {
                     attempts: vec![attempt("a", "won", 0.9), attempt("b", "lost", 0.2)],
                     latency_ms: 10.0,
                     ttft_ms: Some(1.0),
+                    handovers: Vec::new(),
                 },
             };
             tx.try_send(JobEvent::Done(Box::new(result))).expect("room");
-            Ok(rx)
+            Box::pin(async move { Ok(JobEvents::new(rx)) })
         }
 
         fn models(&self) -> Vec<String> {

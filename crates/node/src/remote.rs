@@ -145,13 +145,7 @@ async fn run_task(
                 }
             }
             TaskEvent::Error { kind, message } => {
-                return Err(match kind.as_str() {
-                    "queue_full" => EngineError::QueueFull { capacity: 0 },
-                    _ => EngineError::Upstream {
-                        status: None,
-                        message: format!("{kind}: {message}"),
-                    },
-                });
+                return Err(EngineError::from_wire(kind, message))
             }
         }
     }

@@ -3,6 +3,7 @@
 
 mod ask;
 mod guard;
+mod handover;
 mod install;
 mod lan;
 mod logs;
