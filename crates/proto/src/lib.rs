@@ -5,10 +5,12 @@
 
 mod node;
 mod request;
+mod swarm;
 mod token;
 
 pub use node::NodeStatus;
 pub use request::{
     ChatMessage, Limits, Prompt, Role, SamplingParams, TaskId, ValidRequest, ValidationError,
 };
+pub use swarm::{SwarmView, SwarmWorker, WorkerState, WorkerSummary};
 pub use token::{FinishReason, TokenEvent, Usage};
