@@ -112,6 +112,7 @@ fn tempfile_in(dir: &Path) -> anyhow::Result<(std::path::PathBuf, std::fs::File)
 }
 
 pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+    let mut signals = Signals::install()?;
     let data_dir = global.data_dir()?;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
@@ -174,21 +175,21 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
     if let Some(l) = node.local() {
         eprintln!("local worker: {} at {:.0} tokens/s", l.model, l.tokens_per_s);
     }
-    println!("nova gateway listening on http://{}", node.http_addr());
+    say!("nova gateway listening on http://{}", node.http_addr());
     for a in node.p2p_addrs() {
-        println!("p2p listening on {a}");
+        say!("p2p listening on {a}");
     }
     print_join_hints(&node, &secret, args.lan);
     if args.token.is_none() {
-        println!(
+        say!(
             "bearer token: in {} (curl -H \"Authorization: Bearer $(cat {})\" ...)",
             token_path.display(),
             token_path.display()
         );
     }
-    std::io::stdout().flush()?;
+    let _ = std::io::stdout().flush();
     tokio::select! {
-        () = shutdown_signal() => {}
+        () = signals.wait() => {}
         () = node.stopped() => {}
     }
     let failure = node.failure();
@@ -211,35 +212,45 @@ fn print_join_hints(node: &GatewayNode, secret: &Secret, lan: bool) {
         .or(addrs.first());
     let file = secret.file.as_ref().map_or("SECRET_FILE".into(), |f| f.display().to_string());
     if lan {
-        println!("add a device on this LAN with: nova worker --lan --secret-file {file}");
+        say!("add a device on this LAN with: nova worker --lan --secret-file {file}");
     }
     if let Some(a) = reachable {
-        println!("add a device with: nova worker --join {a} --secret-file {file}");
+        say!("add a device with: nova worker --join {a} --secret-file {file}");
     }
     match &secret.file {
-        Some(f) => println!(
+        Some(f) => say!(
             "swarm secret: in {} (copy that file to the device, mode 0600; it is never printed)",
             f.display()
         ),
-        None => println!(
+        None => say!(
             "swarm secret: the one given (--secret or NOVA_SWARM_SECRET); on the device put it in \
              SECRET_FILE (mode 0600) or set NOVA_SWARM_SECRET"
         ),
     }
 }
 
-pub(crate) async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGINT and SIGTERM, listened for from the start: a signal that arrives while the node is
+/// still starting is kept for [`Signals::wait`] instead of killing the process outright.
+pub(crate) struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub(crate) fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+        })
+    }
+
+    /// Resolves at the first SIGINT or SIGTERM. Cancel-safe.
+    pub(crate) async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
     }
 }
 

@@ -49,6 +49,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+    let mut signals = super::serve::Signals::install()?;
     let secret = args.secret.given()?.context(
         "no swarm secret: give --secret-file (the file `nova serve` named) or set NOVA_SWARM_SECRET",
     )?;
@@ -83,15 +84,15 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         updates,
     };
     let node = WorkerNode::spawn(config).await?;
-    println!(
+    say!(
         "worker {} ({}, {:.0} tokens/s) joining {joining}",
         node.peer_id(),
         node.model(),
         node.tokens_per_s()
     );
-    println!("{update_line}");
+    say!("{update_line}");
     tokio::select! {
-        () = super::serve::shutdown_signal() => {}
+        () = signals.wait() => {}
         () = node.stopped() => {}
     }
     let failure = node.failure();
