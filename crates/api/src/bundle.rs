@@ -118,8 +118,14 @@ mod tests {
         fn models(&self) -> Vec<String> {
             vec![]
         }
-        fn swarm(&self) -> serde_json::Value {
-            serde_json::json!({})
+        fn swarm(&self) -> nova_proto::SwarmView {
+            nova_proto::SwarmView {
+                now_ms: 0,
+                stale_after_ms: 0,
+                forget_after_ms: None,
+                models: vec![],
+                workers: vec![],
+            }
         }
         fn metrics(&self) -> String {
             String::new()

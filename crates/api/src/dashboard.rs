@@ -30,7 +30,7 @@ use axum::{
     Router,
 };
 use futures_util::stream::{self, Stream};
-use serde_json::Value;
+use nova_proto::SwarmView;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::{ApiError, AppState, InferError};
@@ -99,7 +99,7 @@ struct Feed {
     state: AppState,
     _permit: OwnedSemaphorePermit,
     tick: tokio::time::Interval,
-    last: Option<(Value, Instant)>,
+    last: Option<(SwarmView, Instant)>,
 }
 
 fn feed(
@@ -114,17 +114,16 @@ fn feed(
             f.tick.tick().await;
             let view = f.state.inference.swarm();
             // The clock moves every tick; only what it describes counts as a change.
-            let mut key = view.clone();
-            if let Some(o) = key.as_object_mut() {
-                o.remove("now_ms");
-            }
+            let key = SwarmView { now_ms: 0, ..view.clone() };
             let due = match &f.last {
                 None => true,
                 Some((last, at)) => *last != key || at.elapsed() >= FEED_REFRESH,
             };
             if due {
                 f.last = Some((key, Instant::now()));
-                let ev = Event::default().event("swarm").data(view.to_string());
+                // A view is plain data (strings, numbers, options): it always serializes.
+                let data = serde_json::to_string(&view).unwrap_or_default();
+                let ev = Event::default().event("swarm").data(data);
                 return Some((Ok(ev), f));
             }
         }
@@ -192,9 +191,28 @@ mod tests {
             vec!["smollm2-135m".into()]
         }
 
-        fn swarm(&self) -> serde_json::Value {
-            json!({"now_ms": 1, "stale_after_ms": 30000, "models": ["smollm2-135m"],
-                "workers": [{"worker": {"id": "a", "name": NODE}, "state": "ready"}]})
+        fn swarm(&self) -> nova_proto::SwarmView {
+            nova_proto::SwarmView {
+                now_ms: 1,
+                stale_after_ms: 30000,
+                forget_after_ms: None,
+                models: vec!["smollm2-135m".into()],
+                workers: vec![nova_proto::SwarmWorker {
+                    worker: nova_proto::WorkerSummary {
+                        id: "a".into(),
+                        name: NODE.into(),
+                        models: vec!["smollm2-135m".into()],
+                        tokens_per_s: 1.0,
+                        queue_depth: 0,
+                        queue_capacity: 1,
+                        paused: false,
+                        last_seen_ms: 1,
+                    },
+                    state: nova_proto::WorkerState::Ready,
+                    status: None,
+                    left_at_ms: None,
+                }],
+            }
         }
 
         fn metrics(&self) -> String {

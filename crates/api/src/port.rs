@@ -217,8 +217,8 @@ pub trait Inference: Send + Sync + 'static {
     /// Every model some live worker serves.
     fn models(&self) -> Vec<String>;
 
-    /// The live cluster view, as JSON.
-    fn swarm(&self) -> serde_json::Value;
+    /// The live cluster view: every worker, its state and what it last reported.
+    fn swarm(&self) -> nova_proto::SwarmView;
 
     /// Metrics in Prometheus text format.
     fn metrics(&self) -> String;

@@ -70,7 +70,7 @@ pub(crate) async fn handle(
     })))
 }
 
-pub(crate) async fn swarm(State(state): State<AppState>) -> Json<Value> {
+pub(crate) async fn swarm(State(state): State<AppState>) -> Json<nova_proto::SwarmView> {
     Json(state.inference.swarm())
 }
 

@@ -24,10 +24,9 @@ use futures_util::future::BoxFuture;
 use nova_api::{InferError, Inference, Job, JobEvent, JobEvents, JobResult};
 use nova_router::{select, ClusterView, Ineligible, Strategy, WinRates};
 use nova_store::{RequestRecord, Store};
-use serde_json::json;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 
-use crate::{metrics::Metrics, now_ms, Worker};
+use crate::{metrics::Metrics, now_ms, SwarmFull, Worker};
 
 /// Gateway settings.
 #[derive(Debug, Clone)]
@@ -46,6 +45,8 @@ pub struct GatewayConfig {
     pub exploration: f64,
     /// Extra workers tried after failures, per job.
     pub max_retries: usize,
+    /// A departed worker is dropped from the list (and the swarm view) this long after it left.
+    pub forget_after: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -58,6 +59,7 @@ impl Default for GatewayConfig {
             win_rate_half_life: Duration::from_secs(24 * 3600),
             exploration: 0.3,
             max_retries: 2,
+            forget_after: Duration::from_secs(600),
         }
     }
 }
@@ -137,9 +139,35 @@ impl Gateway {
         self.inner.capacity.notify_waiters();
     }
 
+    /// Adds (or replaces, by id) a worker unless `max` connected workers (departed ones do not
+    /// count) are listed already. Checked under the same lock as the insert, so concurrent
+    /// joins cannot overshoot.
+    pub fn add_worker_bounded(&self, w: Arc<dyn Worker>, max: usize) -> Result<(), SwarmFull> {
+        let mut ws = lock(&self.inner.workers);
+        let live = ws.iter().filter(|x| x.id() != w.id() && x.departure().is_none()).count();
+        if live >= max {
+            return Err(SwarmFull { max });
+        }
+        ws.retain(|x| x.id() != w.id());
+        ws.push(w);
+        drop(ws);
+        self.inner.capacity.notify_waiters();
+        Ok(())
+    }
+
     /// Removes a worker.
     pub fn remove_worker(&self, id: &str) {
         lock(&self.inner.workers).retain(|x| x.id() != id);
+    }
+
+    /// Drops workers that left at least `forget_after` (the config's) before `now_ms`; returns
+    /// how many. Connected workers, stale or not, stay.
+    pub fn forget_departed(&self, now_ms: u64) -> usize {
+        let after = self.inner.config.forget_after.as_millis() as u64;
+        let mut ws = lock(&self.inner.workers);
+        let before = ws.len();
+        ws.retain(|w| w.departure().is_none_or(|d| now_ms.saturating_sub(d.left_at_ms) < after));
+        before - ws.len()
     }
 
     /// The cluster as the router sees it now.
@@ -343,28 +371,11 @@ impl Inference for Gateway {
         self.inner.view().models()
     }
 
-    fn swarm(&self) -> serde_json::Value {
+    fn swarm(&self) -> nova_proto::SwarmView {
         let view = self.inner.view();
-        let statuses: std::collections::HashMap<String, nova_proto::NodeStatus> =
-            lock(&self.inner.workers)
-                .iter()
-                .filter_map(|w| Some((w.id().to_string(), w.status()?)))
-                .collect();
-        let workers: Vec<_> = view
-            .workers
-            .iter()
-            .map(|w| {
-                let state = match view.check(w, None) {
-                    Ok(()) => "ready",
-                    Err(Ineligible::Stale) => "stale",
-                    Err(Ineligible::Paused) => "paused",
-                    Err(Ineligible::Busy) => "busy",
-                    Err(Ineligible::WrongModel) => "ready",
-                };
-                json!({"worker": w, "state": state, "status": statuses.get(&w.id)})
-            })
-            .collect();
-        json!({"now_ms": view.now_ms, "stale_after_ms": view.stale_after_ms, "models": view.models(), "workers": workers})
+        let workers = lock(&self.inner.workers).clone();
+        let forget_after_ms = self.inner.config.forget_after.as_millis() as u64;
+        crate::swarm_view::build(&view, &workers, forget_after_ms)
     }
 
     fn metrics(&self) -> String {

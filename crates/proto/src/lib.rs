@@ -6,6 +6,7 @@
 mod error;
 mod node;
 mod request;
+mod swarm;
 mod token;
 
 pub use error::ErrorKind;
@@ -14,4 +15,5 @@ pub use request::{
     normalize_tags, ChatMessage, Limits, Prompt, Resume, Role, SamplingParams, TaskId,
     ValidRequest, ValidationError,
 };
+pub use swarm::{SwarmView, SwarmWorker, WorkerState, WorkerSummary};
 pub use token::{FinishReason, TokenEvent, Usage};
