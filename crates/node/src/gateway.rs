@@ -22,7 +22,7 @@ use std::{
 use dispatch::{Started, Tried};
 use futures_util::future::BoxFuture;
 use nova_api::{InferError, Inference, Job, JobEvent, JobEvents, JobResult};
-use nova_router::{select, ClusterView, Ineligible, Strategy, WinRates};
+use nova_router::{select, ClusterView, Strategy, WinRates};
 use nova_store::{RequestRecord, Store};
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 
@@ -71,6 +71,9 @@ pub(crate) struct Inner {
     admission: Arc<Semaphore>,
     /// Held while choosing workers and submitting to them (see `dispatch`).
     dispatch: Mutex<()>,
+    /// Cancelled when the node shuts down: running jobs end with a `shutdown` error (an error
+    /// event for a stream), new ones are refused.
+    stopping: tokio_util::sync::CancellationToken,
     /// Woken when a slot may have freed up: a job ended, a worker joined or reported.
     capacity: Notify,
     /// The FIFO queue of jobs waiting to start: tokio's mutex hands itself over in order.
@@ -125,6 +128,7 @@ impl Gateway {
                 metrics: Metrics::default(),
                 store,
                 seed: AtomicU64::new(now_ms()),
+                stopping: tokio_util::sync::CancellationToken::new(),
                 refused: Mutex::new(None),
             }),
         }
@@ -189,6 +193,12 @@ impl Gateway {
                 tracing::warn!(error = %e, "heartbeat not stored");
             }
         }
+    }
+
+    /// Ends every running job with a `shutdown` error and refuses new ones, so that clients
+    /// (a stream included) are told, rather than cut off, when the node stops.
+    pub fn stop_jobs(&self) {
+        self.inner.stopping.cancel();
     }
 
     /// Decayed win rate of `worker` for `tag`.
@@ -290,6 +300,9 @@ impl Inner {
         self: Arc<Self>,
         job: Job,
     ) -> Result<(OwnedSemaphorePermit, Vec<Started>, Tried), InferError> {
+        if self.stopping.is_cancelled() {
+            return Err(InferError::Shutdown);
+        }
         if let Some(m) = &job.model {
             let view = self.view();
             if !view.workers.iter().any(|w| w.models.contains(m)) {
@@ -419,6 +432,8 @@ async fn orchestrate(
         r = tokio::time::timeout(deadline, work) => {
             r.unwrap_or(Err(InferError::Timeout { seconds: deadline.as_secs() }))
         }
+        // The node is stopping: dropping `work` cancels the workers' generations.
+        () = inner.stopping.cancelled() => Err(InferError::Shutdown),
     };
     inner.capacity.notify_waiters();
     inner.record(&job, &result, t0);

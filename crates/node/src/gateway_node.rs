@@ -33,6 +33,10 @@ const P2P_LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the p2p tasks may take to stop before they are aborted.
 const TASKS_GRACE: Duration = Duration::from_secs(2);
 
+/// How long running jobs may go on after a shutdown starts before they are stopped with an
+/// error: inside the HTTP server's default 5 s grace, leaving it time to send that error.
+const JOBS_GRACE: Duration = Duration::from_secs(4);
+
 /// The p2p side of a node.
 #[derive(Debug, Clone)]
 pub struct P2pSettings {
@@ -284,8 +288,20 @@ impl GatewayNode {
     pub async fn shutdown(mut self) {
         self.http_cancel.cancel();
         if let Some(http) = self.http.take() {
-            let _ = http.await;
+            // Jobs still running shortly before the HTTP grace ends are stopped, so their
+            // clients get a `shutdown` error (an error event on a stream) instead of a cut.
+            let gateway = self.gateway.clone();
+            let stop_jobs = async move {
+                tokio::time::sleep(JOBS_GRACE).await;
+                gateway.stop_jobs();
+                std::future::pending::<()>().await
+            };
+            tokio::select! {
+                _ = http => {}
+                () = stop_jobs => {}
+            }
         }
+        self.gateway.stop_jobs();
         self.cancel.cancel();
         let drained = tokio::time::timeout(TASKS_GRACE, async {
             while self.tasks.join_next().await.is_some() {}
