@@ -91,17 +91,30 @@ impl Generator<'_> {
         let chunk = self.n_batch.max(1) as usize;
         let mut batch = LlamaBatch::new(chunk.max(1), 1);
         let mut pos: i32 = 0;
-        for (i, part) in tokens.chunks(chunk).enumerate() {
+        for (i, part) in tokens[..n_prompt].chunks(chunk).enumerate() {
             if self.cancelled(tx) {
                 return Err(Abort::Cancelled);
             }
             batch.clear();
-            let last_chunk = (i + 1) * chunk >= tokens.len();
+            let last_chunk = (i + 1) * chunk >= n_prompt;
             for (j, &t) in part.iter().enumerate() {
                 let logits = last_chunk && j + 1 == part.len();
                 batch.add(t, pos, &[0], logits).map_err(decode_err)?;
                 pos += 1;
             }
+            ctx.decode(&mut batch).map_err(decode_err)?;
+        }
+        // Resumed tokens go in one at a time, as the first worker generated them: llama.cpp's
+        // batched and single-token evaluations differ in the last bits, enough to flip a greedy
+        // choice dozens of tokens later (measured on SmolLM2), while this replay computes what
+        // the first worker computed. It costs about the time that worker spent generating them.
+        for &t in &resumed {
+            if self.cancelled(tx) {
+                return Err(Abort::Cancelled);
+            }
+            batch.clear();
+            batch.add(t, pos, &[0], true).map_err(decode_err)?;
+            pos += 1;
             ctx.decode(&mut batch).map_err(decode_err)?;
         }
         let prompt_ms = ms_since(started);
