@@ -152,7 +152,7 @@ async fn a_stream_continues_on_another_worker_with_the_same_greedy_text() {
     let h = &trace["handovers"][0];
     assert!(h.is_object(), "the hand-over is in the trace: {trace}");
     assert_eq!(trace["handovers"].as_array().map(Vec::len), Some(1), "{trace}");
-    assert!(h["after_tokens"].as_u64().unwrap_or(0) >= 20, "{trace}");
+    assert!(h["after_tokens"].as_u64().unwrap_or(0) >= 10, "{trace}");
     assert_ne!(h["from"], h["to"], "{trace}");
     eprintln!("killed {killed}; trace {trace}");
 }
