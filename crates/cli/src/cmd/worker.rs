@@ -60,6 +60,8 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
     };
     let (sources, guard, guard_interval) = args.guard.build()?;
     let data_dir = global.data_dir()?;
+    nova_store::secure_dir(&data_dir)
+        .with_context(|| format!("cannot create {} with mode 0700", data_dir.display()))?;
     // The p2p side starts first so that a bad address or flag fails before the model loads.
     let key = nova_p2p::load_or_create_key(&data_dir.join("node.key"))?;
     let p2p = nova_p2p::P2p::spawn(nova_p2p::P2pConfig {
