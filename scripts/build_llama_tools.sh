@@ -20,8 +20,11 @@ for tool in cmake c++ python3; do
   command -v "$tool" >/dev/null || { echo "error: $tool is required (apt-get install cmake g++ python3)" >&2; exit 1; }
 done
 
+# The same compiler settings as nova's embedded llama.cpp (.cargo/config.toml), AMX off included
+# (cmake/no-amx.cmake), so the references compare like with like.
 cmake_flags=(-DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF
-  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DBUILD_SHARED_LIBS=OFF)
+  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DBUILD_SHARED_LIBS=OFF
+  "-DCMAKE_PROJECT_INCLUDE=$PWD/cmake/no-amx.cmake")
 
 # Unpacks the llama-cpp-python source package into $1; prints its llama.cpp tree.
 fetch_sdist() {
@@ -40,7 +43,7 @@ install_dir() {
 
 case "$mode" in
   "")
-    dest="$home/tools/llama-cpp-python-$version"
+    dest="$home/tools/llama-cpp-python-$version-noamx"
     if [ -x "$dest/bin/llama-bench" ] && [ -x "$dest/bin/llama-server" ]; then
       echo "$dest/bin"
       exit 0
@@ -67,7 +70,7 @@ for p in json.load(sys.stdin)["packages"]:
         print(p["version"], os.path.dirname(p["manifest_path"]))
         break' <<<"$meta")
     [ -n "${sys_dir:-}" ] || { echo "error: llama-cpp-sys-2 not found in cargo metadata" >&2; exit 1; }
-    dest="$home/tools/llama-cpp-sys-2-$sys_version"
+    dest="$home/tools/llama-cpp-sys-2-$sys_version-noamx"
     if [ -x "$dest/bin/llama-bench" ]; then
       echo "$dest/bin"
       exit 0

@@ -223,14 +223,15 @@ try {
   check(clipped === 0, `every message fits the phone's width (${clipped} wider)`);
   await mob.screenshot({ path: `${shots}/phone.png`, fullPage: true });
 
-  // Kill a worker: it turns stale in the live view without a reload.
+  // Kill a worker: its connection closes and it shows as gone in the live view without a reload.
   console.log(`KILL ${second}`);
   check((await nextLine()) === 'KILLED', 'the driver killed the worker');
   const killedAt = Date.now();
-  await page.waitForSelector(`.node[data-name="${second}"][data-state="stale"]`, { timeout: 15_000 });
+  await page.waitForSelector(`.node[data-name="${second}"][data-state="gone"]`, { timeout: 15_000 });
+  check((await dd(second, 'Last seen')).startsWith('left '), `${second} says when it left`);
   check(await page.isVisible(`.node[data-name="${first}"][data-state="ready"]`), `${first} stays ready`);
-  console.log(`ok - ${second} shown stale ${Date.now() - killedAt} ms after the kill`);
-  await mob.waitForSelector(`.node[data-name="${second}"][data-state="stale"]`, { timeout: 15_000 });
+  console.log(`ok - ${second} shown gone ${Date.now() - killedAt} ms after the kill`);
+  await mob.waitForSelector(`.node[data-name="${second}"][data-state="gone"]`, { timeout: 15_000 });
 
   // Unplug the first worker at 22 %: its guard pauses it, and the view shows that live too.
   console.log(`DRAIN ${first}`);

@@ -321,11 +321,25 @@ async function send(prompt) {
 
 const fmt = (v, unit, digits = 0) => (v === null || v === undefined ? 'unknown' : `${Number(v).toFixed(digits)}${unit}`);
 
-/** A field the worker may report either in its view or its full status. */
-function field(w, key) {
-  if (w.worker && w.worker[key] !== undefined) return w.worker[key];
-  if (w.status && w.status[key] !== undefined) return w.status[key];
-  return w[key];
+/**
+ * The gateway's SwarmView (crates/proto/src/swarm.rs): {now_ms, stale_after_ms, forget_after_ms,
+ * models, workers: [{worker: {id, name, models, tokens_per_s, queue_depth, queue_capacity,
+ * paused, last_seen_ms}, state: ready|busy|paused|stale|gone, status: NodeStatus|null,
+ * left_at_ms: number|null}]}.
+ */
+
+/** A device reading from the worker's status report (null when it reports none). */
+const reading = (w, key) => (w.status ? w.status[key] : null);
+
+/** "1.5 s ago" for a time on the gateway's clock; null when unknown. */
+const ago = (view, at) => (at ? `${(Math.max(0, view.now_ms - at) / 1000).toFixed(1)} s ago` : null);
+
+function lastSeen(view, w) {
+  if (w.state === 'gone') {
+    const left = ago(view, w.left_at_ms);
+    return left ? `left ${left}` : 'disconnected';
+  }
+  return ago(view, w.worker.last_seen_ms) || '–';
 }
 
 function renderSwarm(view) {
@@ -333,13 +347,11 @@ function renderSwarm(view) {
   names.clear();
   const counts = {};
   const items = workers.map((w) => {
-    const v = w.worker || w;
+    const v = w.worker;
     names.set(v.id, v.name);
-    const state = w.state || 'ready';
+    const state = w.state;
     counts[state] = (counts[state] || 0) + 1;
-    const charging = field(w, 'charging');
-    // A worker whose connection closed is kept (as stale) with last_seen_ms = 0.
-    const ago = view.now_ms && v.last_seen_ms ? Math.max(0, (view.now_ms - v.last_seen_ms) / 1000) : null;
+    const charging = reading(w, 'charging');
     const row = (k, val) => [el('dt', { text: k }), el('dd', { text: val })];
     return el('li', { class: 'node', 'data-id': v.id, 'data-name': v.name, 'data-state': state },
       el('h3', {}, el('span', { text: v.name }), el('span', { class: 'badge', text: state })),
@@ -347,12 +359,12 @@ function renderSwarm(view) {
         ...row('Model', (v.models || []).join(', ') || 'none'),
         ...row('Speed', fmt(v.tokens_per_s, ' tok/s')),
         ...row('Queue', `${v.queue_depth ?? '–'} / ${v.queue_capacity ?? '–'}`),
-        ...row('Battery', fmt(field(w, 'battery_pct'), ' %')),
+        ...row('Battery', fmt(reading(w, 'battery_pct'), ' %')),
         ...row('Charging', charging === null || charging === undefined ? 'unknown' : charging ? 'yes' : 'no'),
-        ...row('Temperature', fmt(field(w, 'temperature_c'), ' °C', 1)),
+        ...row('Temperature', fmt(reading(w, 'temperature_c'), ' °C', 1)),
         ...row('Paused', v.paused ? 'yes (guard)' : 'no'),
-        ...row('Version', field(w, 'version') || 'unknown'),
-        ...row('Last seen', ago === null ? (state === 'stale' ? 'disconnected' : '–') : `${ago.toFixed(1)} s ago`),
+        ...row('Version', reading(w, 'version') || 'unknown'),
+        ...row('Last seen', lastSeen(view, w)),
         ...row('Id', v.id)));
   });
   $('nodes').replaceChildren(...items);

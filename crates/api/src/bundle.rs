@@ -111,14 +111,21 @@ mod tests {
         fn run(
             &self,
             _: crate::Job,
-        ) -> Result<tokio::sync::mpsc::Receiver<crate::JobEvent>, crate::InferError> {
-            Err(crate::InferError::Shutdown)
+        ) -> futures_util::future::BoxFuture<'_, Result<crate::JobEvents, crate::InferError>>
+        {
+            Box::pin(async { Err(crate::InferError::Shutdown) })
         }
         fn models(&self) -> Vec<String> {
             vec![]
         }
-        fn swarm(&self) -> serde_json::Value {
-            serde_json::json!({})
+        fn swarm(&self) -> nova_proto::SwarmView {
+            nova_proto::SwarmView {
+                now_ms: 0,
+                stale_after_ms: 0,
+                forget_after_ms: None,
+                models: vec![],
+                workers: vec![],
+            }
         }
         fn metrics(&self) -> String {
             String::new()

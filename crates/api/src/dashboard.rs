@@ -30,7 +30,7 @@ use axum::{
     Router,
 };
 use futures_util::stream::{self, Stream};
-use serde_json::Value;
+use nova_proto::SwarmView;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::{ApiError, AppState, InferError};
@@ -99,7 +99,7 @@ struct Feed {
     state: AppState,
     _permit: OwnedSemaphorePermit,
     tick: tokio::time::Interval,
-    last: Option<(Value, Instant)>,
+    last: Option<(SwarmView, Instant)>,
 }
 
 fn feed(
@@ -114,17 +114,16 @@ fn feed(
             f.tick.tick().await;
             let view = f.state.inference.swarm();
             // The clock moves every tick; only what it describes counts as a change.
-            let mut key = view.clone();
-            if let Some(o) = key.as_object_mut() {
-                o.remove("now_ms");
-            }
+            let key = SwarmView { now_ms: 0, ..view.clone() };
             let due = match &f.last {
                 None => true,
                 Some((last, at)) => *last != key || at.elapsed() >= FEED_REFRESH,
             };
             if due {
                 f.last = Some((key, Instant::now()));
-                let ev = Event::default().event("swarm").data(view.to_string());
+                // A view is plain data (strings, numbers, options): it always serializes.
+                let data = serde_json::to_string(&view).unwrap_or_default();
+                let ev = Event::default().event("swarm").data(data);
                 return Some((Ok(ev), f));
             }
         }
@@ -139,6 +138,7 @@ mod tests {
         body::Body,
         http::{Request, StatusCode},
     };
+    use futures_util::future::BoxFuture;
     use http_body_util::BodyExt as _;
     use nova_proto::{FinishReason, Limits, Usage};
     use nova_router::Strategy;
@@ -147,7 +147,8 @@ mod tests {
     use tower::ServiceExt as _;
 
     use crate::{
-        router, AppState, Attempt, InferError, Inference, Job, JobEvent, JobResult, Trace,
+        router, AppState, Attempt, InferError, Inference, Job, JobEvent, JobEvents, JobResult,
+        Trace,
     };
 
     const TOKEN: &str = "t0ken";
@@ -158,7 +159,7 @@ mod tests {
     struct Fake;
 
     impl Inference for Fake {
-        fn run(&self, job: Job) -> Result<mpsc::Receiver<JobEvent>, InferError> {
+        fn run(&self, job: Job) -> BoxFuture<'_, Result<JobEvents, InferError>> {
             let (tx, rx) = mpsc::channel(4);
             let attempt = |worker: &str, outcome: &str, score| Attempt {
                 worker: worker.into(),
@@ -179,19 +180,39 @@ mod tests {
                     attempts: vec![attempt("a", "won", 0.9), attempt("b", "lost", 0.2)],
                     latency_ms: 10.0,
                     ttft_ms: Some(1.0),
+                    handovers: Vec::new(),
                 },
             };
             tx.try_send(JobEvent::Done(Box::new(result))).expect("room");
-            Ok(rx)
+            Box::pin(async move { Ok(JobEvents::new(rx)) })
         }
 
         fn models(&self) -> Vec<String> {
             vec!["smollm2-135m".into()]
         }
 
-        fn swarm(&self) -> serde_json::Value {
-            json!({"now_ms": 1, "stale_after_ms": 30000, "models": ["smollm2-135m"],
-                "workers": [{"worker": {"id": "a", "name": NODE}, "state": "ready"}]})
+        fn swarm(&self) -> nova_proto::SwarmView {
+            nova_proto::SwarmView {
+                now_ms: 1,
+                stale_after_ms: 30000,
+                forget_after_ms: None,
+                models: vec!["smollm2-135m".into()],
+                workers: vec![nova_proto::SwarmWorker {
+                    worker: nova_proto::WorkerSummary {
+                        id: "a".into(),
+                        name: NODE.into(),
+                        models: vec!["smollm2-135m".into()],
+                        tokens_per_s: 1.0,
+                        queue_depth: 0,
+                        queue_capacity: 1,
+                        paused: false,
+                        last_seen_ms: 1,
+                    },
+                    state: nova_proto::WorkerState::Ready,
+                    status: None,
+                    left_at_ms: None,
+                }],
+            }
         }
 
         fn metrics(&self) -> String {

@@ -47,6 +47,7 @@ impl ApiError {
                 InferError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
                 InferError::UnknownModel { .. } => StatusCode::NOT_FOUND,
                 InferError::NoCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                InferError::Rejected { .. } => StatusCode::BAD_REQUEST,
                 InferError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
                 InferError::Failed { .. } => StatusCode::BAD_GATEWAY,
                 InferError::Shutdown => StatusCode::SERVICE_UNAVAILABLE,
@@ -65,7 +66,9 @@ impl ApiError {
             Self::Infer(e) => (
                 match e {
                     InferError::Overloaded { .. } => "rate_limit_error",
-                    InferError::UnknownModel { .. } => "invalid_request_error",
+                    InferError::UnknownModel { .. } | InferError::Rejected { .. } => {
+                        "invalid_request_error"
+                    }
                     _ => "server_error",
                 },
                 e.kind(),
@@ -83,7 +86,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (self.status(), Json(self.body())).into_response();
-        if let Self::Infer(InferError::Overloaded { retry_after_s }) = &self {
+        if let Self::Infer(
+            InferError::Overloaded { retry_after_s } | InferError::NoCapacity { retry_after_s, .. },
+        ) = &self
+        {
             if let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string()) {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
             }

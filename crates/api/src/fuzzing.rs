@@ -8,11 +8,11 @@
 use std::sync::Arc;
 
 use axum::{body::Body, http::Request};
-use nova_proto::{Limits, ValidRequest};
-use tokio::sync::mpsc;
+use futures_util::future::BoxFuture;
+use nova_proto::{normalize_tags, Limits, SwarmView, ValidRequest};
 use tower::ServiceExt as _;
 
-use crate::{router, AppState, InferError, Inference, Job, JobEvent};
+use crate::{router, AppState, InferError, Inference, Job, JobEvents};
 
 const TOKEN: &str = "fuzz";
 
@@ -20,17 +20,23 @@ const TOKEN: &str = "fuzz";
 struct Refuse;
 
 impl Inference for Refuse {
-    fn run(&self, job: Job) -> Result<mpsc::Receiver<JobEvent>, InferError> {
-        check_admitted(&job.request);
-        Err(InferError::Shutdown)
+    fn run(&self, job: Job) -> BoxFuture<'_, Result<JobEvents, InferError>> {
+        check_admitted(&job);
+        Box::pin(async { Err(InferError::Shutdown) })
     }
 
     fn models(&self) -> Vec<String> {
         Vec::new()
     }
 
-    fn swarm(&self) -> serde_json::Value {
-        serde_json::Value::Null
+    fn swarm(&self) -> SwarmView {
+        SwarmView {
+            now_ms: 0,
+            stale_after_ms: 0,
+            forget_after_ms: None,
+            models: Vec::new(),
+            workers: Vec::new(),
+        }
     }
 
     fn metrics(&self) -> String {
@@ -38,12 +44,16 @@ impl Inference for Refuse {
     }
 }
 
-/// Panics (a finding) if an admitted request does not survive the trip to a worker.
-fn check_admitted(r: &ValidRequest) {
+/// Panics (a finding) if an admitted job is out of bounds or its request does not survive the
+/// trip to a worker, where it is checked again.
+fn check_admitted(job: &Job) {
+    let limits = Limits::default();
+    assert_eq!(normalize_tags(&job.tags, &limits).as_ref(), Ok(&job.tags), "tags not normalised");
+    let r = &job.request;
     let wire = serde_json::to_vec(r).expect("an admitted request serializes");
     let back: ValidRequest = serde_json::from_slice(&wire).expect("and deserializes");
     assert_eq!(&back, r, "the wire changes an admitted request");
-    let again = ValidRequest::new(back.id, back.prompt, back.params, &Limits::default());
+    let again = back.check(&limits);
     assert!(again.is_ok(), "an admitted request fails validation on the worker: {again:?}");
 }
 

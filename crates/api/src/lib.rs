@@ -36,7 +36,9 @@ use axum::{
 pub use bundle::{Bundles, LatestBundle};
 pub use error::ApiError;
 use nova_proto::Limits;
-pub use port::{Attempt, InferError, Inference, Job, JobEvent, JobResult, Trace};
+pub use port::{
+    Attempt, Handover, InferError, Inference, Job, JobEvent, JobEvents, JobResult, Trace,
+};
 use tokio::sync::Semaphore;
 
 /// Largest request body accepted, in bytes. Prompts are bounded again by [`Limits`].

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use nova_proto::{FinishReason, Usage, ValidRequest};
 use nova_router::Strategy;
 use serde::Serialize;
@@ -50,6 +51,21 @@ pub struct Attempt {
     pub text: Option<String>,
 }
 
+/// A stream that moved to another worker when its worker failed mid-answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Handover {
+    /// The worker that failed.
+    pub from: String,
+    /// The worker that continued the answer.
+    pub to: String,
+    /// Text events the client had received when it moved.
+    pub after_tokens: u32,
+    /// When it moved, in ms since the job started.
+    pub at_ms: f64,
+    /// Why the first worker stopped (an error kind).
+    pub reason: String,
+}
+
 /// Who answered and how fast.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Trace {
@@ -63,6 +79,9 @@ pub struct Trace {
     pub latency_ms: f64,
     /// Time to the first token returned to the client.
     pub ttft_ms: Option<f64>,
+    /// Streams continued on another worker after theirs failed, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub handovers: Vec<Handover>,
 }
 
 /// The final answer of a job.
@@ -89,6 +108,33 @@ pub enum JobEvent {
     Error(InferError),
 }
 
+/// The events of a running job, in order. Dropping it cancels the job on every worker.
+#[derive(Debug)]
+pub struct JobEvents {
+    first: Option<JobEvent>,
+    rx: mpsc::Receiver<JobEvent>,
+}
+
+impl JobEvents {
+    /// The events arriving on `rx`.
+    pub fn new(rx: mpsc::Receiver<JobEvent>) -> Self {
+        Self { first: None, rx }
+    }
+
+    /// `first`, already received, followed by the rest of `rx`.
+    pub fn with_first(first: JobEvent, rx: mpsc::Receiver<JobEvent>) -> Self {
+        Self { first: Some(first), rx }
+    }
+
+    /// The next event; `None` once the job has gone away. Cancel-safe.
+    pub async fn recv(&mut self) -> Option<JobEvent> {
+        match self.first.take() {
+            Some(ev) => Some(ev),
+            None => self.rx.recv().await,
+        }
+    }
+}
+
 /// Why the swarm could not answer.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -107,11 +153,23 @@ pub enum InferError {
         /// Models that are served, comma-separated.
         available: String,
     },
-    /// Workers serve the model but none can take work now (stale, paused or full).
-    #[error("no worker can take this request now ({detail}); retry later")]
+    /// No worker can take work now, and waiting would not help soon: none has joined, or
+    /// every one is stale or paused.
+    #[error("no worker can take this request now ({detail}); retry in {retry_after_s} s")]
     NoCapacity {
         /// Why, in words.
         detail: String,
+        /// Suggested wait.
+        retry_after_s: u64,
+    },
+    /// The request itself is at fault, as a worker found (e.g. the prompt does not fit its
+    /// context window). Not retried: every worker would refuse it.
+    #[error("{message}")]
+    Rejected {
+        /// Stable code (`prompt_too_long`, `invalid_request`).
+        code: &'static str,
+        /// What is wrong.
+        message: String,
     },
     /// The deadline passed.
     #[error("no answer within {seconds} s")]
@@ -137,6 +195,7 @@ impl InferError {
             Self::Overloaded { .. } => "overloaded",
             Self::UnknownModel { .. } => "model_not_found",
             Self::NoCapacity { .. } => "no_capacity",
+            Self::Rejected { code, .. } => code,
             Self::Timeout { .. } => "timeout",
             Self::Failed { .. } => "worker_failed",
             Self::Shutdown => "shutdown",
@@ -146,16 +205,20 @@ impl InferError {
 
 /// The swarm as the API needs it.
 pub trait Inference: Send + Sync + 'static {
-    /// Admits and starts `job`. Never blocks: a full gateway is `Overloaded`, an impossible
-    /// job is refused here, and everything else is reported on the returned channel.
-    /// Dropping the receiver cancels the job on every worker.
-    fn run(&self, job: Job) -> Result<mpsc::Receiver<JobEvent>, InferError>;
+    /// Admits and starts `job`. Resolves once workers have taken it, and for a streamed job
+    /// once its first event is known, so a caller can still answer with an error status (a
+    /// 429, or a 400 for a prompt no worker can take) before it commits to a response. While
+    /// every worker is busy the job waits in a bounded FIFO queue, for a bounded time; past
+    /// either bound it is `Overloaded`. An impossible job is refused at once. Everything after
+    /// that is reported on the returned events; dropping them cancels the job on every worker.
+    /// Cancel-safe: dropping the future leaves the queue and cancels what it started.
+    fn run(&self, job: Job) -> BoxFuture<'_, Result<JobEvents, InferError>>;
 
     /// Every model some live worker serves.
     fn models(&self) -> Vec<String>;
 
-    /// The live cluster view, as JSON.
-    fn swarm(&self) -> serde_json::Value;
+    /// The live cluster view: every worker, its state and what it last reported.
+    fn swarm(&self) -> nova_proto::SwarmView;
 
     /// Metrics in Prometheus text format.
     fn metrics(&self) -> String;

@@ -1,7 +1,7 @@
 //! nova's native endpoints: `POST /submit`, `GET /v1/swarm`, `GET /metrics`.
 
 use axum::{extract::State, http::header, response::IntoResponse, Json};
-use nova_proto::{ChatMessage, Prompt, SamplingParams, ValidRequest};
+use nova_proto::{normalize_tags, ChatMessage, Prompt, SamplingParams, ValidRequest};
 use nova_router::Strategy;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -43,6 +43,7 @@ pub(crate) async fn handle(
             return Err(ApiError::BadRequest("give exactly one of `prompt` and `messages`".into()))
         }
     };
+    let tags = normalize_tags(&req.tags, &state.limits)?;
     let request = ValidRequest::new(task_id(), Prompt::Chat(messages), req.params, &state.limits)?;
     let deadline = req.deadline_s.map(std::time::Duration::from_secs).unwrap_or(DEADLINE);
     let job = Job {
@@ -50,12 +51,12 @@ pub(crate) async fn handle(
         model: req.model.filter(|m| m != "nova"),
         strategy: req.strategy.unwrap_or_default(),
         fanout: req.fanout.unwrap_or(2).clamp(1, 16),
-        tags: req.tags,
+        tags,
         debug: req.debug,
         stream: false,
         deadline: deadline.min(std::time::Duration::from_secs(600)),
     };
-    let r = wait(state.inference.run(job)?).await?;
+    let r = wait(state.inference.run(job).await?).await?;
     Ok(Json(json!({
         "text": r.text,
         "finish_reason": r.finish_reason.as_openai(),
@@ -64,7 +65,7 @@ pub(crate) async fn handle(
     })))
 }
 
-pub(crate) async fn swarm(State(state): State<AppState>) -> Json<Value> {
+pub(crate) async fn swarm(State(state): State<AppState>) -> Json<nova_proto::SwarmView> {
     Json(state.inference.swarm())
 }
 

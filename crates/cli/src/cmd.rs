@@ -1,13 +1,24 @@
 //! Subcommands.
 
+/// `println!` for what a long-running command tells its operator: a closed stdout (the reader
+/// went away) must not stop a gateway or worker, so write errors are ignored.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub(crate) mod ask;
 pub(crate) mod bench;
 pub(crate) mod bundle;
+mod duration_arg;
 mod engine_args;
 mod gateway_args;
 pub(crate) mod guard;
 mod guard_args;
 pub(crate) mod model;
+mod secret_args;
 pub(crate) mod serve;
 pub(crate) mod status;
 pub(crate) mod worker;

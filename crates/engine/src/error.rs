@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use nova_proto::ErrorKind;
+
 /// Why an engine could not start or finish a request.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -48,6 +50,19 @@ pub enum EngineError {
     /// The upstream server could not be reached or stopped answering.
     #[error("upstream server unreachable: {0}")]
     Unavailable(String),
+    /// The node is paused by its device guard (battery or heat). Nothing was started.
+    #[error("this worker is paused by its device guard ({0})")]
+    Paused(String),
+    /// The request itself is at fault (it breaks this node's limits, or a peer reported a
+    /// client error such as a prompt too long for its context). Nothing was started, and no
+    /// other node would do better.
+    #[error("{message}")]
+    Rejected {
+        /// [`ErrorKind::PromptTooLong`] or [`ErrorKind::InvalidRequest`].
+        kind: ErrorKind,
+        /// What is wrong, in words.
+        message: String,
+    },
 }
 
 impl EngineError {
@@ -62,6 +77,41 @@ impl EngineError {
             Self::Decode(_) => "decode",
             Self::Upstream { .. } => "upstream",
             Self::Unavailable(_) => "unavailable",
+            Self::Paused(_) => "paused",
+            Self::Rejected { kind, .. } => kind.as_str(),
+        }
+    }
+
+    /// The kind sent over the wire, which decides retries at the gateway.
+    pub fn wire_kind(&self) -> ErrorKind {
+        match self {
+            Self::QueueFull { .. } => ErrorKind::QueueFull,
+            Self::Shutdown => ErrorKind::Shutdown,
+            Self::Load { .. } => ErrorKind::Load,
+            Self::PromptTooLong { .. } => ErrorKind::PromptTooLong,
+            Self::Template(_) => ErrorKind::InvalidRequest,
+            Self::Rejected { kind, .. } => *kind,
+            Self::Decode(_) => ErrorKind::Decode,
+            Self::Upstream { .. } => ErrorKind::Upstream,
+            Self::Unavailable(_) => ErrorKind::Unavailable,
+            Self::Paused(_) => ErrorKind::Paused,
+        }
+    }
+
+    /// Rebuilds an error a peer reported as `kind` and `message`. The message is the peer's own
+    /// rendering, kept as is; only the kind drives decisions.
+    pub fn from_wire(kind: ErrorKind, message: String) -> Self {
+        match kind {
+            ErrorKind::QueueFull => Self::QueueFull { capacity: 0 },
+            ErrorKind::Paused => Self::Paused(message),
+            ErrorKind::PromptTooLong | ErrorKind::InvalidRequest => {
+                Self::Rejected { kind, message }
+            }
+            ErrorKind::Decode => Self::Decode(message),
+            ErrorKind::Shutdown | ErrorKind::Load | ErrorKind::Unavailable => {
+                Self::Unavailable(message)
+            }
+            _ => Self::Upstream { status: None, message },
         }
     }
 }

@@ -59,7 +59,7 @@ async fn gateway(n: usize, jitter: f64) -> Gateway {
 
 async fn ask(g: &Gateway, fanout: usize) -> Duration {
     let started = Instant::now();
-    let mut rx = g.run(job(fanout)).expect("admitted");
+    let mut rx = g.run(job(fanout)).await.expect("admitted");
     while let Some(ev) = rx.recv().await {
         match ev {
             JobEvent::Done(_) => return started.elapsed(),

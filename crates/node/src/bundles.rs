@@ -33,7 +33,8 @@ impl nova_api::Bundles for ShelfBundles {
     }
 }
 
-/// Serves bundle downloads from `shelf` until the swarm stops.
+/// Serves bundle downloads from `shelf` until the swarm stops. Downloads run in this
+/// function's `JoinSet`: dropping the future (shutdown) stops them. Cancel-safe.
 pub async fn serve_bundles(shelf: Arc<Shelf>, mut control: Control) {
     let mut incoming = match control.accept(BUNDLE) {
         Ok(i) => i,
@@ -43,13 +44,21 @@ pub async fn serve_bundles(shelf: Arc<Shelf>, mut control: Control) {
         }
     };
     let slots = Arc::new(Semaphore::new(MAX_DOWNLOADS));
-    while let Some((peer, stream)) = incoming.next().await {
+    let mut downloads = tokio::task::JoinSet::new();
+    loop {
+        let (peer, stream) = tokio::select! {
+            Some(_) = downloads.join_next(), if !downloads.is_empty() => continue,
+            next = incoming.next() => match next {
+                Some(n) => n,
+                None => return,
+            },
+        };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tracing::warn!(peer = %peer, "{MAX_DOWNLOADS} bundle downloads running; turned one away");
             continue;
         };
         let shelf = shelf.clone();
-        tokio::spawn(async move {
+        downloads.spawn(async move {
             let _permit = permit;
             match send(&shelf, stream).await {
                 Ok(Some(version)) => tracing::info!(peer = %peer, %version, "sent update bundle"),

@@ -1,35 +1,42 @@
 //! The gateway: admission, worker selection, dispatch and bookkeeping.
 //!
-//! Topology: `run` admits a job (bounded semaphore), checks that some worker can take it, and
-//! spawns one orchestration task per job; the strategies in `gateway/` do the dispatching. The
-//! worker list and win rates sit behind short std mutexes that are never held across `.await`.
+//! Topology: `run` queues a job (bounded FIFO with a deadline), admits it (bounded semaphore),
+//! starts it on workers (`gateway/dispatch.rs`), and only then spawns one orchestration task
+//! per job; the strategies in `gateway/` combine the answers. The worker list, the dispatch
+//! lock and the win rates sit behind short std mutexes that are never held across `.await`,
+//! and no critical section does work that grows with a client's input.
 
 mod attempt;
 mod best_of_n;
+mod dispatch;
 mod race;
 
 use std::{
-    collections::HashSet,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex,
     },
     time::{Duration, Instant},
 };
 
-use nova_api::{InferError, Inference, Job, JobEvent, JobResult};
-use nova_router::{select, ClusterView, Ineligible, Strategy, WinRates};
+use dispatch::{Started, Tried};
+use futures_util::future::BoxFuture;
+use nova_api::{InferError, Inference, Job, JobEvent, JobEvents, JobResult};
+use nova_router::{select, ClusterView, Strategy, WinRates};
 use nova_store::{RequestRecord, Store};
-use serde_json::json;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 
-use crate::{metrics::Metrics, now_ms, Worker};
+use crate::{metrics::Metrics, now_ms, SwarmFull, Worker};
 
 /// Gateway settings.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
-    /// Jobs running at once; more are refused with 429.
+    /// Jobs running at once; more wait in the queue.
     pub max_in_flight: usize,
+    /// Jobs waiting for a worker (or for a running slot) at once; more get 429 at once.
+    pub max_queued: usize,
+    /// Longest a job waits in the queue before it gets 429 (never longer than its deadline).
+    pub queue_wait: Duration,
     /// A worker silent for longer is stale and gets no work.
     pub stale_after: Duration,
     /// Half-life of tag win rates.
@@ -38,16 +45,21 @@ pub struct GatewayConfig {
     pub exploration: f64,
     /// Extra workers tried after failures, per job.
     pub max_retries: usize,
+    /// A departed worker is dropped from the list (and the swarm view) this long after it left.
+    pub forget_after: Duration,
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
             max_in_flight: 64,
+            max_queued: 256,
+            queue_wait: Duration::from_secs(30),
             stale_after: Duration::from_secs(30),
             win_rate_half_life: Duration::from_secs(24 * 3600),
             exploration: 0.3,
             max_retries: 2,
+            forget_after: Duration::from_secs(600),
         }
     }
 }
@@ -57,6 +69,14 @@ pub(crate) struct Inner {
     workers: Mutex<Vec<Arc<dyn Worker>>>,
     rates: Mutex<WinRates>,
     admission: Arc<Semaphore>,
+    /// Held while choosing workers and submitting to them (see `dispatch`).
+    dispatch: Mutex<()>,
+    /// Woken when a slot may have freed up: a job ended, a worker joined or reported.
+    capacity: Notify,
+    /// The FIFO queue of jobs waiting to start: tokio's mutex hands itself over in order.
+    queue: tokio::sync::Mutex<()>,
+    /// Jobs in the queue now, bounded by `max_queued`.
+    waiting: AtomicUsize,
     pub(crate) metrics: Metrics,
     store: Option<Store>,
     seed: AtomicU64,
@@ -95,6 +115,10 @@ impl Gateway {
         Self {
             inner: Arc::new(Inner {
                 admission: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+                dispatch: Mutex::new(()),
+                capacity: Notify::new(),
+                queue: tokio::sync::Mutex::new(()),
+                waiting: AtomicUsize::new(0),
                 config,
                 workers: Mutex::new(Vec::new()),
                 rates: Mutex::new(rates),
@@ -111,11 +135,39 @@ impl Gateway {
         let mut ws = lock(&self.inner.workers);
         ws.retain(|x| x.id() != w.id());
         ws.push(w);
+        drop(ws);
+        self.inner.capacity.notify_waiters();
+    }
+
+    /// Adds (or replaces, by id) a worker unless `max` connected workers (departed ones do not
+    /// count) are listed already. Checked under the same lock as the insert, so concurrent
+    /// joins cannot overshoot.
+    pub fn add_worker_bounded(&self, w: Arc<dyn Worker>, max: usize) -> Result<(), SwarmFull> {
+        let mut ws = lock(&self.inner.workers);
+        let live = ws.iter().filter(|x| x.id() != w.id() && x.departure().is_none()).count();
+        if live >= max {
+            return Err(SwarmFull { max });
+        }
+        ws.retain(|x| x.id() != w.id());
+        ws.push(w);
+        drop(ws);
+        self.inner.capacity.notify_waiters();
+        Ok(())
     }
 
     /// Removes a worker.
     pub fn remove_worker(&self, id: &str) {
         lock(&self.inner.workers).retain(|x| x.id() != id);
+    }
+
+    /// Drops workers that left at least `forget_after` (the config's) before `now_ms`; returns
+    /// how many. Connected workers, stale or not, stay.
+    pub fn forget_departed(&self, now_ms: u64) -> usize {
+        let after = self.inner.config.forget_after.as_millis() as u64;
+        let mut ws = lock(&self.inner.workers);
+        let before = ws.len();
+        ws.retain(|w| w.departure().is_none_or(|d| now_ms.saturating_sub(d.left_at_ms) < after));
+        before - ws.len()
     }
 
     /// The cluster as the router sees it now.
@@ -128,8 +180,10 @@ impl Gateway {
         *lock(&self.inner.refused) = Some(counter);
     }
 
-    /// Persists a node's latest heartbeat in the registry (when there is a store).
+    /// Persists a node's latest heartbeat in the registry (when there is a store). A heartbeat
+    /// may report free slots, so waiting jobs look again.
     pub fn record_node(&self, rec: nova_store::NodeRecord) {
+        self.inner.capacity.notify_waiters();
         if let Some(s) = &self.inner.store {
             if let Err(e) = s.upsert_node(rec) {
                 tracing::warn!(error = %e, "heartbeat not stored");
@@ -154,27 +208,12 @@ impl Inner {
         }
     }
 
-    pub(crate) fn worker(&self, id: &str) -> Option<Arc<dyn Worker>> {
-        lock(&self.workers).iter().find(|w| w.id() == id).cloned()
-    }
-
-    /// Another eligible worker for `job` that has not been tried, for a retry.
-    pub(crate) fn replacement(
-        &self,
-        job: &Job,
-        tried: &HashSet<String>,
-    ) -> Option<Arc<dyn Worker>> {
-        let view = self.view();
-        let sel = self.select(&view, job, view.workers.len());
-        sel.workers.iter().find(|id| !tried.contains(*id)).and_then(|id| self.worker(id))
-    }
-
-    /// Runs the router under the win-rate lock: selection is pure and quick, so this beats
-    /// cloning the whole table for every request.
+    /// Runs the router under the win-rate lock: selection is pure and costs O(tags × workers),
+    /// so this beats cloning the whole table for every request.
     fn select(&self, view: &ClusterView, job: &Job, fanout: usize) -> nova_router::Selection {
         let seed = self.seed.fetch_add(1, Ordering::Relaxed);
         let rates = lock(&self.rates);
-        select(view, job.model.as_deref(), fanout, &job.tags, &rates, seed)
+        select(view, job.model.as_deref(), fanout, bounded_tags(job), &rates, seed)
     }
 
     pub(crate) fn max_retries(&self) -> usize {
@@ -189,18 +228,37 @@ impl Inner {
             Err(e) => (e.kind(), None, 0, None),
         };
         self.metrics.request(strategy, outcome, latency, ttft.map(|t| t / 1000.0), tokens);
-        if let (Ok(r), false) = (result, job.tags.is_empty()) {
+        let tags = bounded_tags(job);
+        if let (Ok(r), false) = (result, tags.is_empty()) {
             let now = now_ms();
-            let mut rates = lock(&self.rates);
-            for a in &r.trace.attempts {
-                for tag in &job.tags {
-                    rates.record(&a.worker, tag, r.trace.winner.as_deref() == Some(&a.worker), now);
+            // Bounded work under the lock: at most `MAX_TAGS` tags times the attempts of one
+            // job; only the touched rows (and any evicted ones) go to the store.
+            let (touched, evicted) = {
+                let mut rates = lock(&self.rates);
+                let mut evicted = Vec::new();
+                for a in &r.trace.attempts {
+                    for tag in tags {
+                        let won = r.trace.winner.as_deref() == Some(&a.worker);
+                        evicted.extend(rates.record(&a.worker, tag, won, now));
+                    }
                 }
-            }
+                let touched: Vec<_> = r
+                    .trace
+                    .attempts
+                    .iter()
+                    .flat_map(|a| tags.iter().filter_map(|t| rates.get(&a.worker, t)))
+                    .collect();
+                (touched, evicted)
+            };
             if let Some(s) = &self.store {
-                let mine: Vec<_> =
-                    rates.records().into_iter().filter(|rec| job.tags.contains(&rec.tag)).collect();
-                if let Err(e) = s.save_win_rates(mine) {
+                let saved = s.save_win_rates(touched).and_then(|()| {
+                    if evicted.is_empty() {
+                        Ok(())
+                    } else {
+                        s.delete_win_rates(evicted)
+                    }
+                });
+                if let Err(e) = saved {
                     tracing::warn!(error = %e, "win rates not saved");
                 }
             }
@@ -221,6 +279,62 @@ impl Inner {
             }
         }
     }
+
+    fn refuse(&self, job: &Job, err: InferError) -> InferError {
+        self.metrics.request(strategy_name(job.strategy), err.kind(), 0.0, None, 0);
+        err
+    }
+
+    /// Queues, admits and starts `job` (see [`Inference::run`]).
+    async fn admit(
+        self: Arc<Self>,
+        job: Job,
+    ) -> Result<(OwnedSemaphorePermit, Vec<Started>, Tried), InferError> {
+        if let Some(m) = &job.model {
+            let view = self.view();
+            if !view.workers.iter().any(|w| w.models.contains(m)) {
+                let available = view.models().join(", ");
+                return Err(InferError::UnknownModel { model: m.clone(), available });
+            }
+        }
+        let until = tokio::time::Instant::now() + self.config.queue_wait.min(job.deadline);
+        let _place = QueuePlace::enter(&self)?;
+        let full = || InferError::Overloaded { retry_after_s: 1 };
+        let _turn = tokio::time::timeout_at(until, self.queue.lock()).await.map_err(|_| full())?;
+        let permit = tokio::time::timeout_at(until, self.admission.clone().acquire_owned())
+            .await
+            .map_err(|_| full())?
+            .map_err(|_| InferError::Shutdown)?;
+        let tried = Tried::default();
+        let started = self.start(&job, &job.request, job.fanout.max(1), &tried, until).await?;
+        Ok((permit, started, tried))
+    }
+}
+
+/// A job's place in the gateway's queue: counted while it waits, so the queue stays bounded.
+struct QueuePlace<'a>(&'a AtomicUsize);
+
+impl<'a> QueuePlace<'a> {
+    fn enter(inner: &'a Inner) -> Result<Self, InferError> {
+        if inner.waiting.fetch_add(1, Ordering::SeqCst) >= inner.config.max_queued {
+            inner.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(InferError::Overloaded { retry_after_s: 2 });
+        }
+        Ok(Self(&inner.waiting))
+    }
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The tags routing looks at. The API refuses more than [`nova_proto::Limits::max_tags`];
+/// this bound keeps the gateway's work per job bounded whoever builds the job.
+fn bounded_tags(job: &Job) -> &[String] {
+    let max = nova_proto::Limits::default().max_tags;
+    &job.tags[..job.tags.len().min(max)]
 }
 
 pub(crate) fn strategy_name(s: Strategy) -> &'static str {
@@ -230,83 +344,38 @@ pub(crate) fn strategy_name(s: Strategy) -> &'static str {
     }
 }
 
-fn describe_no_capacity(view: &ClusterView, model: Option<&str>) -> String {
-    let (mut stale, mut paused, mut busy) = (0, 0, 0);
-    for w in &view.workers {
-        match view.check(w, model) {
-            Err(Ineligible::Stale) => stale += 1,
-            Err(Ineligible::Paused) => paused += 1,
-            Err(Ineligible::Busy) => busy += 1,
-            _ => {}
-        }
-    }
-    if view.workers.is_empty() {
-        "no workers have joined".into()
-    } else {
-        format!("{stale} stale, {paused} paused, {busy} busy")
-    }
-}
-
 impl Inference for Gateway {
-    fn run(&self, job: Job) -> Result<mpsc::Receiver<JobEvent>, InferError> {
-        let inner = &self.inner;
-        let Ok(permit) = inner.admission.clone().try_acquire_owned() else {
-            let err = InferError::Overloaded { retry_after_s: 1 };
-            inner.metrics.request(strategy_name(job.strategy), err.kind(), 0.0, None, 0);
-            return Err(err);
-        };
-        let view = inner.view();
-        if let Some(m) = &job.model {
-            if !view.workers.iter().any(|w| w.models.contains(m)) {
-                let err = InferError::UnknownModel {
-                    model: m.clone(),
-                    available: view.models().join(", "),
-                };
-                inner.metrics.request(strategy_name(job.strategy), err.kind(), 0.0, None, 0);
-                return Err(err);
+    fn run(&self, job: Job) -> BoxFuture<'_, Result<JobEvents, InferError>> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let (permit, started, tried) =
+                inner.clone().admit(job.clone()).await.map_err(|e| inner.refuse(&job, e))?;
+            let (tx, mut rx) = mpsc::channel(64);
+            let stream = job.stream;
+            tokio::spawn(orchestrate(inner, job, started, tried, tx, permit));
+            if !stream {
+                return Ok(JobEvents::new(rx));
             }
-        }
-        let sel = inner.select(&view, &job, job.fanout.max(1));
-        if sel.workers.is_empty() {
-            let err = InferError::NoCapacity {
-                detail: describe_no_capacity(&view, job.model.as_deref()),
-            };
-            inner.metrics.request(strategy_name(job.strategy), err.kind(), 0.0, None, 0);
-            return Err(err);
-        }
-        let workers: Vec<Arc<dyn Worker>> =
-            sel.workers.iter().filter_map(|id| inner.worker(id)).collect();
-        let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(orchestrate(self.inner.clone(), job, workers, tx, permit));
-        Ok(rx)
+            // A stream commits the client to 200 and its first event; anything that fails
+            // before a first token (a prompt no worker can take, every worker failing) is
+            // still an error status.
+            match rx.recv().await {
+                Some(JobEvent::Error(e)) => Err(e),
+                Some(first) => Ok(JobEvents::with_first(first, rx)),
+                None => Err(InferError::Shutdown),
+            }
+        })
     }
 
     fn models(&self) -> Vec<String> {
         self.inner.view().models()
     }
 
-    fn swarm(&self) -> serde_json::Value {
+    fn swarm(&self) -> nova_proto::SwarmView {
         let view = self.inner.view();
-        let statuses: std::collections::HashMap<String, nova_proto::NodeStatus> =
-            lock(&self.inner.workers)
-                .iter()
-                .filter_map(|w| Some((w.id().to_string(), w.status()?)))
-                .collect();
-        let workers: Vec<_> = view
-            .workers
-            .iter()
-            .map(|w| {
-                let state = match view.check(w, None) {
-                    Ok(()) => "ready",
-                    Err(Ineligible::Stale) => "stale",
-                    Err(Ineligible::Paused) => "paused",
-                    Err(Ineligible::Busy) => "busy",
-                    Err(Ineligible::WrongModel) => "ready",
-                };
-                json!({"worker": w, "state": state, "status": statuses.get(&w.id)})
-            })
-            .collect();
-        json!({"now_ms": view.now_ms, "stale_after_ms": view.stale_after_ms, "models": view.models(), "workers": workers})
+        let workers = lock(&self.inner.workers).clone();
+        let forget_after_ms = self.inner.config.forget_after.as_millis() as u64;
+        crate::swarm_view::build(&view, &workers, forget_after_ms)
     }
 
     fn metrics(&self) -> String {
@@ -326,30 +395,33 @@ impl Inference for Gateway {
 async fn orchestrate(
     inner: Arc<Inner>,
     job: Job,
-    workers: Vec<Arc<dyn Worker>>,
+    started: Vec<Started>,
+    tried: Tried,
     tx: mpsc::Sender<JobEvent>,
     _permit: OwnedSemaphorePermit,
 ) {
-    let started = Instant::now();
+    let t0 = Instant::now();
     let deadline = job.deadline;
     let work = async {
         match (job.strategy, job.stream) {
-            (Strategy::Race, true) => race::streamed(&inner, &job, workers, &tx, started).await,
-            (Strategy::Race, false) => race::whole(&inner, &job, workers, started).await,
-            (Strategy::BestOfN, _) => best_of_n::run(&inner, &job, workers, started).await,
+            (Strategy::Race, true) => race::streamed(&inner, &job, started, tried, &tx, t0).await,
+            (Strategy::Race, false) => race::whole(&inner, &job, started, tried, t0).await,
+            (Strategy::BestOfN, _) => best_of_n::run(&inner, &job, started, tried, t0).await,
         }
     };
     let result = tokio::select! {
         // The client went away: dropping `work` drops every worker stream, cancelling them.
         _ = tx.closed() => {
-            inner.metrics.request(strategy_name(job.strategy), "cancelled", started.elapsed().as_secs_f64(), None, 0);
+            inner.metrics.request(strategy_name(job.strategy), "cancelled", t0.elapsed().as_secs_f64(), None, 0);
+            inner.capacity.notify_waiters();
             return;
         }
         r = tokio::time::timeout(deadline, work) => {
             r.unwrap_or(Err(InferError::Timeout { seconds: deadline.as_secs() }))
         }
     };
-    inner.record(&job, &result, started);
+    inner.capacity.notify_waiters();
+    inner.record(&job, &result, t0);
     let event = match result {
         Ok(r) => JobEvent::Done(Box::new(r)),
         Err(e) => JobEvent::Error(e),

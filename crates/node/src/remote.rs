@@ -26,7 +26,7 @@ pub struct RemoteWorker {
     id: String,
     peer: PeerId,
     control: Mutex<Control>,
-    state: Mutex<(Status, u64)>,
+    state: Mutex<Seen>,
     in_flight: Arc<AtomicUsize>,
 }
 
@@ -34,6 +34,14 @@ impl std::fmt::Debug for RemoteWorker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteWorker").field("peer", &self.peer).finish_non_exhaustive()
     }
+}
+
+/// What the gateway last heard from a worker.
+#[derive(Debug, Clone)]
+struct Seen {
+    status: Status,
+    last_seen_ms: u64,
+    left_at_ms: Option<u64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -47,25 +55,28 @@ impl RemoteWorker {
             id: peer.to_string(),
             peer,
             control: Mutex::new(control),
-            state: Mutex::new((status, now_ms)),
+            state: Mutex::new(Seen { status, last_seen_ms: now_ms, left_at_ms: None }),
             in_flight: Arc::new(AtomicUsize::new(0)),
         }
     }
 
     /// Records a heartbeat.
     pub fn update(&self, status: Status, now_ms: u64) {
-        *lock(&self.state) = (status, now_ms);
+        let mut s = lock(&self.state);
+        s.status = status;
+        s.last_seen_ms = now_ms;
     }
 
-    /// Marks the worker as gone (its membership stream closed): it turns stale at once instead
-    /// of after the staleness window, so no new work is sent to a departed device.
-    pub fn mark_gone(&self) {
-        lock(&self.state).1 = 0;
+    /// Marks the worker as gone at `now_ms` (its membership stream closed): it gets no new work
+    /// at once instead of after the staleness window, and is forgotten later. When it was last
+    /// seen is kept for the swarm view.
+    pub fn mark_gone(&self, now_ms: u64) {
+        lock(&self.state).left_at_ms.get_or_insert(now_ms);
     }
 
     /// Its last reported status.
     pub fn status(&self) -> Status {
-        lock(&self.state).0.clone()
+        lock(&self.state).status.clone()
     }
 }
 
@@ -78,8 +89,15 @@ impl crate::Worker for RemoteWorker {
         Some(RemoteWorker::status(self))
     }
 
+    fn departure(&self) -> Option<crate::Departure> {
+        let s = lock(&self.state);
+        s.left_at_ms.map(|left_at_ms| crate::Departure { left_at_ms, last_seen_ms: s.last_seen_ms })
+    }
+
     fn view(&self, _now_ms: u64) -> WorkerView {
-        let (s, seen) = lock(&self.state).clone();
+        let Seen { status: s, last_seen_ms, left_at_ms } = lock(&self.state).clone();
+        // The router knows staleness only: a departed worker looks silent since the epoch.
+        let seen = if left_at_ms.is_some() { 0 } else { last_seen_ms };
         WorkerView {
             id: self.id.clone(),
             name: s.name,
@@ -97,7 +115,7 @@ impl crate::Worker for RemoteWorker {
     fn submit(&self, req: ValidRequest) -> Result<TokenStream, EngineError> {
         let rt = tokio::runtime::Handle::try_current()
             .map_err(|_| EngineError::Unavailable("remote workers need a tokio runtime".into()))?;
-        let cap = lock(&self.state).0.queue_capacity.max(1) as usize;
+        let cap = lock(&self.state).status.queue_capacity.max(1) as usize;
         if self.in_flight.fetch_add(1, Ordering::SeqCst) >= cap {
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             return Err(EngineError::QueueFull { capacity: cap });
@@ -145,13 +163,7 @@ async fn run_task(
                 }
             }
             TaskEvent::Error { kind, message } => {
-                return Err(match kind.as_str() {
-                    "queue_full" => EngineError::QueueFull { capacity: 0 },
-                    _ => EngineError::Upstream {
-                        status: None,
-                        message: format!("{kind}: {message}"),
-                    },
-                });
+                return Err(EngineError::from_wire(kind, message))
             }
         }
     }

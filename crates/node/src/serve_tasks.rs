@@ -3,12 +3,13 @@
 use std::{sync::Arc, time::Duration};
 
 use futures_util::StreamExt as _;
-use nova_engine::Engine;
+use nova_engine::{Engine, EngineError};
 use nova_p2p::{
     frame,
     wire::{Membership, Status, TaskEvent, TaskRequest},
     Multiaddr, P2p, PeerId, TASK,
 };
+use nova_proto::{ErrorKind, Limits};
 use tokio::sync::watch;
 
 use crate::{
@@ -166,26 +167,32 @@ async fn run_task(engine: Arc<dyn Engine>, mut stream: nova_p2p::Stream, paused:
         }
         Err(_) => return,
     };
+    // A peer can send any bytes that parse: hold the request to this node's own limits before
+    // the engine sees it. A refusal is a client error, so the gateway does not retry it.
+    if let Err(e) = req.check(&Limits::default()) {
+        tracing::warn!(task = %req.id.fmt_short(), error = %e, "task refused: breaks this node's limits");
+        let _ = frame::write(
+            &mut stream,
+            &TaskEvent::Error { kind: ErrorKind::InvalidRequest, message: e.to_string() },
+        )
+        .await;
+        return;
+    }
     if let Some(why) = paused {
-        let message = format!("this worker is paused by its device guard ({why})");
-        let _ =
-            frame::write(&mut stream, &TaskEvent::Error { kind: "paused".into(), message }).await;
+        let err = EngineError::Paused(why);
+        let _ = frame::write(&mut stream, &error_frame(&err)).await;
         return;
     }
     let mut events = match engine.submit(req) {
         Ok(rx) => rx,
         Err(e) => {
-            let _ = frame::write(
-                &mut stream,
-                &TaskEvent::Error { kind: e.kind().into(), message: e.to_string() },
-            )
-            .await;
+            let _ = frame::write(&mut stream, &error_frame(&e)).await;
             return;
         }
     };
-    let to_frame = |ev: Result<nova_proto::TokenEvent, nova_engine::EngineError>| match ev {
+    let to_frame = |ev: Result<nova_proto::TokenEvent, EngineError>| match ev {
         Ok(ev) => TaskEvent::Event(ev),
-        Err(e) => TaskEvent::Error { kind: e.kind().into(), message: e.to_string() },
+        Err(e) => error_frame(&e),
     };
     while let Some(ev) = events.recv().await {
         // Send whatever else is already waiting in the same write (bounded by the channel).
@@ -199,4 +206,8 @@ async fn run_task(engine: Arc<dyn Engine>, mut stream: nova_p2p::Stream, paused:
             return;
         }
     }
+}
+
+fn error_frame(e: &EngineError) -> TaskEvent {
+    TaskEvent::Error { kind: e.wire_kind(), message: e.to_string() }
 }

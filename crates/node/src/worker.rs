@@ -19,6 +19,29 @@ pub trait Worker: Send + Sync + fmt::Debug + 'static {
     fn status(&self) -> Option<NodeStatus> {
         None
     }
+    /// When and how it left, once its connection closed. `None` while it is connected (and
+    /// always for a worker in this process).
+    fn departure(&self) -> Option<Departure> {
+        None
+    }
+}
+
+/// A worker that left: its membership stream closed. It stays listed (`gone`) until it is
+/// forgotten or rejoins, and counts against no limit meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Departure {
+    /// When its stream closed, in ms on the gateway's clock.
+    pub left_at_ms: u64,
+    /// When it was last heard from (its last heartbeat), in ms on the gateway's clock.
+    pub last_seen_ms: u64,
+}
+
+/// The swarm is at its size limit: a worker was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the swarm is at its limit of {max} connected workers")]
+pub struct SwarmFull {
+    /// The limit.
+    pub max: usize,
 }
 
 /// A worker backed by an engine in this process.

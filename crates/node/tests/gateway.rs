@@ -352,7 +352,11 @@ async fn bad_requests_get_precise_openai_shaped_errors() {
 
 #[tokio::test]
 async fn admission_is_bounded_with_retry_after() {
-    let config = GatewayConfig { max_in_flight: 1, ..GatewayConfig::default() };
+    let config = GatewayConfig {
+        max_in_flight: 1,
+        queue_wait: Duration::from_millis(100),
+        ..GatewayConfig::default()
+    };
     let g = Gateway::new(config, None).await;
     g.add_worker(local("w", engine("m", Script::Fixed("a b c d e f g h".into()), 30), 10.0));
     let app = app(&g);
@@ -361,6 +365,7 @@ async fn admission_is_bounded_with_retry_after() {
         async move { submit(&app, json!({"prompt": "hi"})).await }
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
+    // It waits in the queue for its turn, then gives up before the first job ends.
     let (s, v) = submit(&app, json!({"prompt": "hi"})).await;
     assert_eq!(s, 429, "{v}");
     assert_eq!(v["retry_after_header"], "1");
@@ -381,8 +386,172 @@ async fn admission_is_bounded_with_retry_after() {
     );
 }
 
+/// The `data:` events of an SSE body, parsed.
+fn sse_events(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect()
+}
+
+fn content(events: &[Value]) -> String {
+    events.iter().filter_map(|v| v["choices"][0]["delta"]["content"].as_str()).collect()
+}
+
+fn stream_body(fanout: usize) -> Value {
+    json!({"messages": [{"role": "user", "content": "hi"}], "stream": true, "nova": {"fanout": fanout}})
+}
+
 #[tokio::test]
-async fn a_stream_whose_worker_dies_midway_ends_with_an_error_event() {
+async fn a_busy_swarm_queues_streams_instead_of_failing_them() {
+    // One small device: one request at a time, one more waiting. Eight streams at once: on the
+    // old gateway most got 503, or 200 and then "queue is full" inside the stream.
+    let g = gateway().await;
+    let e = ScriptedEngine::new("m", Script::Fixed("a b c d".into()), Duration::from_millis(5))
+        .with_parallelism(1)
+        .with_queue_capacity(1);
+    g.add_worker(local("small", Arc::new(e), 10.0));
+    let app = app(&g);
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                call(&app, "POST", "/v1/chat/completions", Some(TOKEN), Some(stream_body(1))).await
+            })
+        })
+        .collect();
+    for c in calls {
+        let (s, _, text) = c.await.unwrap();
+        assert_eq!(s, 200, "{text}");
+        assert_eq!(content(&sse_events(&text)), "a b c d", "{text}");
+        assert!(!text.contains("\"error\""), "no error after a 200: {text}");
+        assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn over_capacity_is_429_before_any_200() {
+    let config = GatewayConfig {
+        max_queued: 2,
+        queue_wait: Duration::from_millis(30),
+        ..GatewayConfig::default()
+    };
+    let g = Gateway::new(config, None).await;
+    let e =
+        ScriptedEngine::new("m", Script::Fixed("a b c d e f".into()), Duration::from_millis(20))
+            .with_parallelism(1)
+            .with_queue_capacity(1);
+    g.add_worker(local("small", Arc::new(e), 10.0));
+    let app = app(&g);
+    let calls: Vec<_> = (0..10)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                call(&app, "POST", "/v1/chat/completions", Some(TOKEN), Some(stream_body(1))).await
+            })
+        })
+        .collect();
+    let (mut ok, mut refused) = (0, 0);
+    for c in calls {
+        let (s, v, text) = c.await.unwrap();
+        match s {
+            200 => {
+                ok += 1;
+                assert!(!text.contains("\"error\""), "an error after a 200: {text}");
+            }
+            429 => {
+                refused += 1;
+                assert_eq!(v["error"]["code"], "overloaded", "{v}");
+                assert!(v["retry_after_header"].is_string(), "429 carries Retry-After: {v}");
+            }
+            other => panic!("unexpected status {other}: {text}"),
+        }
+    }
+    assert!(ok >= 1 && refused >= 1, "ok {ok}, refused {refused}");
+}
+
+#[tokio::test]
+async fn no_capacity_carries_retry_after() {
+    let g = gateway().await;
+    let app = app(&g);
+    let (s, v) = submit(&app, json!({"prompt": "hi"})).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (503, Some("no_capacity")), "{v}");
+    assert!(v["retry_after_header"].is_string(), "{v}");
+}
+
+#[tokio::test]
+async fn client_errors_are_4xx_and_never_retried() {
+    let g = gateway().await;
+    let too_long = || Script::Fail(EngineError::PromptTooLong { tokens: 9000, n_ctx: 2048 });
+    let mk = |id: &str| {
+        Arc::new(Controlled {
+            inner: LocalWorker::new(id, id, engine("m", too_long(), 1), 10.0),
+            paused: false,
+            stale: false,
+            submits: AtomicUsize::new(0),
+        })
+    };
+    let (a, b, c) = (mk("a"), mk("b"), mk("c"));
+    for w in [&a, &b, &c] {
+        g.add_worker(w.clone());
+    }
+    let app = app(&g);
+    let submits = || [&a, &b, &c].iter().map(|w| w.submits.load(Ordering::SeqCst)).sum::<usize>();
+    for strategy in ["race", "best_of_n"] {
+        let before = submits();
+        let (s, v) =
+            submit(&app, json!({"prompt": "long", "strategy": strategy, "fanout": 1})).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (400, Some("prompt_too_long")), "{v}");
+        assert_eq!(submits() - before, 1, "{strategy}: a client error is not retried");
+    }
+    let before = submits();
+    let (s, v, _) =
+        call(&app, "POST", "/v1/chat/completions", Some(TOKEN), Some(stream_body(1))).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("prompt_too_long")), "streams too");
+    assert_eq!(submits() - before, 1);
+
+    // NUL characters and hostile tags are refused before any worker sees them.
+    let before = submits();
+    let (s, v) = submit(&app, json!({"prompt": "a\u{0}b"})).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (422, Some("nul_character")), "{v}");
+    let tags: Vec<String> = (0..100_000).map(|i| format!("t{i}")).collect();
+    let (s, v) = submit(&app, json!({"prompt": "hi", "tags": tags})).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (422, Some("bad_tags")), "{v}");
+    let chat = json!({"messages": [{"role": "user", "content": "hi"}], "nova": {"tags": tags}});
+    let (s, v, _) = call(&app, "POST", "/v1/chat/completions", Some(TOKEN), Some(chat)).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (422, Some("bad_tags")), "{v}");
+    assert_eq!(submits(), before);
+}
+
+#[tokio::test]
+async fn a_stream_is_handed_over_when_its_worker_dies() {
+    let g = gateway().await;
+    let text = "one two three four five six";
+    let dying = Script::FailAfter {
+        text: text.into(),
+        after: 2,
+        error: EngineError::Unavailable("worker went away".into()),
+    };
+    // The dying worker is the faster one, so it wins the race of one.
+    g.add_worker(local("dying", engine("m", dying, 1), 10.0));
+    g.add_worker(local("steady", engine("m", Script::Fixed(text.into()), 1), 1.0));
+    let app = app(&g);
+    let (s, _, body) =
+        call(&app, "POST", "/v1/chat/completions", Some(TOKEN), Some(stream_body(1))).await;
+    assert_eq!(s, 200);
+    let events = sse_events(&body);
+    assert_eq!(content(&events), text, "one uninterrupted answer: {body}");
+    assert!(body.trim_end().ends_with("data: [DONE]"), "{body}");
+    let trace = events.iter().find(|e| e["nova"].is_object()).expect("trace")["nova"].clone();
+    assert_eq!(trace["winner"], "steady", "{trace}");
+    let h = &trace["handovers"][0];
+    assert_eq!((h["from"].as_str(), h["to"].as_str()), (Some("dying"), Some("steady")), "{trace}");
+    assert_eq!(h["after_tokens"], 2, "{trace}");
+    assert_eq!(h["reason"], "unavailable", "{trace}");
+}
+
+#[tokio::test]
+async fn a_stream_whose_worker_dies_with_nobody_to_continue_ends_with_an_error_event() {
     let g = gateway().await;
     let dying = Script::FailAfter {
         text: "one two three four five".into(),
@@ -391,8 +560,8 @@ async fn a_stream_whose_worker_dies_midway_ends_with_an_error_event() {
     };
     g.add_worker(local("dying", engine("m", dying, 1), 10.0));
     let app = app(&g);
-    let body = json!({"messages": [{"role": "user", "content": "hi"}], "stream": true, "nova": {"fanout": 1}});
-    let (s, _, text) = call(&app, "POST", "/v1/chat/completions", Some(TOKEN), Some(body)).await;
+    let (s, _, text) =
+        call(&app, "POST", "/v1/chat/completions", Some(TOKEN), Some(stream_body(1))).await;
     assert_eq!(s, 200);
     let events: Vec<Value> = text
         .lines()

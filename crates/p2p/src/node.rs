@@ -122,7 +122,8 @@ impl std::fmt::Debug for P2p {
     }
 }
 
-/// Fails when someone already listens on `addr`'s TCP port.
+/// Fails when someone already listens on `addr`'s TCP port. [`P2p::spawn`] checks this itself;
+/// a caller may check first to fail before slow work.
 ///
 /// libp2p-tcp marks every listening socket `SO_REUSEPORT` and has no setting to turn that off,
 /// so a second node bound to a taken port succeeds and the kernel then splits incoming
@@ -131,7 +132,7 @@ impl std::fmt::Debug for P2p {
 /// first and released at once. Port 0 (any free port) and non-TCP addresses need no check. Two
 /// nodes starting in the same instant can still both pass; that window is the time between
 /// this probe and libp2p's own bind.
-fn ensure_port_free(addr: &Multiaddr) -> Result<(), P2pError> {
+pub fn ensure_port_free(addr: &Multiaddr) -> Result<(), P2pError> {
     use libp2p::multiaddr::Protocol;
     let mut ip = None;
     let mut port = None;

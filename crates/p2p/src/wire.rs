@@ -1,6 +1,6 @@
 //! Messages of the membership and task protocols. Versioned by their protocol names.
 
-use nova_proto::{TokenEvent, ValidRequest};
+use nova_proto::{ErrorKind, TokenEvent, ValidRequest};
 use serde::{Deserialize, Serialize};
 
 /// A worker's state, sent when it joins and in every heartbeat.
@@ -35,10 +35,10 @@ pub enum MembershipReply {
 pub enum TaskEvent {
     /// A token event from the worker's engine.
     Event(TokenEvent),
-    /// The worker's engine failed; `kind` is the engine error's stable kind.
+    /// The worker's engine failed or refused the task.
     Error {
-        /// Stable error kind.
-        kind: String,
+        /// Why, as a kind the gateway decides retries on.
+        kind: ErrorKind,
         /// Human message.
         message: String,
     },
@@ -61,10 +61,17 @@ mod tests {
                 finish_reason: FinishReason::Stop,
                 usage: Usage::default(),
             }),
-            TaskEvent::Error { kind: "decode".into(), message: "boom".into() },
+            TaskEvent::Error { kind: ErrorKind::Decode, message: "boom".into() },
         ] {
             let bytes = serde_json::to_vec(&ev).unwrap();
             assert_eq!(serde_json::from_slice::<TaskEvent>(&bytes).unwrap(), ev);
         }
+    }
+
+    #[test]
+    fn an_error_kind_from_a_newer_version_still_decodes() {
+        let ev: TaskEvent =
+            serde_json::from_str(r#"{"frame":"error","kind":"melted","message":"hot"}"#).unwrap();
+        assert_eq!(ev, TaskEvent::Error { kind: ErrorKind::Other, message: "hot".into() });
     }
 }

@@ -3,12 +3,17 @@
 //! the engine, the router and (later) the wire protocol can all depend on it.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod error;
 mod node;
 mod request;
+mod swarm;
 mod token;
 
+pub use error::ErrorKind;
 pub use node::NodeStatus;
 pub use request::{
-    ChatMessage, Limits, Prompt, Role, SamplingParams, TaskId, ValidRequest, ValidationError,
+    normalize_tags, ChatMessage, Limits, Prompt, Resume, Role, SamplingParams, TaskId,
+    ValidRequest, ValidationError,
 };
+pub use swarm::{SwarmView, SwarmWorker, WorkerState, WorkerSummary};
 pub use token::{FinishReason, TokenEvent, Usage};

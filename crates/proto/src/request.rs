@@ -143,6 +143,10 @@ pub struct Limits {
     pub max_stop: usize,
     /// Most bytes in one stop string.
     pub max_stop_bytes: usize,
+    /// Most routing tags on one request.
+    pub max_tags: usize,
+    /// Most bytes in one routing tag.
+    pub max_tag_bytes: usize,
 }
 
 impl Default for Limits {
@@ -153,6 +157,8 @@ impl Default for Limits {
             max_tokens: 4096,
             max_stop: 8,
             max_stop_bytes: 64,
+            max_tags: 8,
+            max_tag_bytes: 32,
         }
     }
 }
@@ -198,6 +204,24 @@ pub enum ValidationError {
         /// Bytes allowed per string.
         max_bytes: usize,
     },
+    /// Too many, too long or malformed routing tags.
+    #[error(
+        "tags: at most {max} tags of 1 to {max_bytes} characters each (letters, digits, - _ . : /); {detail}"
+    )]
+    BadTags {
+        /// Tags allowed.
+        max: usize,
+        /// Bytes allowed per tag.
+        max_bytes: usize,
+        /// What was wrong, in words.
+        detail: String,
+    },
+    /// Text contains a NUL character, which no model's tokenizer accepts.
+    #[error("{field} contains a NUL character (\\u0000)")]
+    NulCharacter {
+        /// Where it was found.
+        field: &'static str,
+    },
 }
 
 impl ValidationError {
@@ -209,11 +233,25 @@ impl ValidationError {
             Self::TooManyMessages { .. } => "too_many_messages",
             Self::OutOfRange { .. } => "out_of_range",
             Self::BadStop { .. } => "bad_stop",
+            Self::BadTags { .. } => "bad_tags",
+            Self::NulCharacter { .. } => "nul_character",
         }
     }
 }
 
-/// A request that passed validation: an engine may run it without further checks.
+/// Where a generation picks up when it continues another worker's answer: the text already
+/// sent to the client. The engine evaluates the prompt followed by this text (as the start of
+/// its own answer) and generates what comes next, so with greedy decoding the continuation is
+/// the text the first worker would have produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    /// The answer so far, exactly as the client received it.
+    pub text: String,
+}
+
+/// A request that passed validation: an engine may run it without further checks. A node that
+/// receives one over the wire checks it again against its own [`Limits`] with
+/// [`ValidRequest::check`], since a peer can send any bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidRequest {
     /// The task this request belongs to.
@@ -222,6 +260,9 @@ pub struct ValidRequest {
     pub prompt: Prompt,
     /// How to sample.
     pub params: SamplingParams,
+    /// Continue an answer another worker started (`None`: answer from the start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Resume>,
 }
 
 impl ValidRequest {
@@ -232,7 +273,21 @@ impl ValidRequest {
         params: SamplingParams,
         limits: &Limits,
     ) -> Result<Self, ValidationError> {
-        if let Prompt::Chat(messages) = &prompt {
+        let req = Self { id, prompt, params, resume: None };
+        req.check(limits)?;
+        Ok(req)
+    }
+
+    /// The same request, continuing after `text` (see [`Resume`]).
+    pub fn resumed(&self, id: TaskId, text: String) -> Self {
+        Self { id, resume: Some(Resume { text }), ..self.clone() }
+    }
+
+    /// Checks every field against `limits`: what [`Self::new`] does, for a request that came
+    /// from elsewhere (a peer, a file).
+    pub fn check(&self, limits: &Limits) -> Result<(), ValidationError> {
+        let (prompt, params) = (&self.prompt, &self.params);
+        if let Prompt::Chat(messages) = prompt {
             if messages.len() > limits.max_messages {
                 return Err(ValidationError::TooManyMessages {
                     len: messages.len(),
@@ -244,8 +299,19 @@ impl ValidRequest {
         if len == 0 {
             return Err(ValidationError::EmptyPrompt);
         }
-        if len > limits.max_prompt_bytes {
-            return Err(ValidationError::PromptTooLong { len, max: limits.max_prompt_bytes });
+        let resumed = self.resume.as_ref().map_or(0, |r| r.text.len());
+        if len.saturating_add(resumed) > limits.max_prompt_bytes {
+            return Err(ValidationError::PromptTooLong {
+                len: len.saturating_add(resumed),
+                max: limits.max_prompt_bytes,
+            });
+        }
+        let has_nul = match prompt {
+            Prompt::Chat(m) => m.iter().any(|m| m.content.contains('\0')),
+            Prompt::Text(t) => t.contains('\0'),
+        };
+        if has_nul || self.resume.as_ref().is_some_and(|r| r.text.contains('\0')) {
+            return Err(ValidationError::NulCharacter { field: "the prompt" });
         }
         check_range("temperature", "between 0 and 2", params.temperature, 0.0, 2.0)?;
         check_range("top_p", "in (0, 1]", params.top_p, f32::MIN_POSITIVE, 1.0)?;
@@ -267,8 +333,40 @@ impl ValidRequest {
                 max_bytes: limits.max_stop_bytes,
             });
         }
-        Ok(Self { id, prompt, params })
+        if params.stop.iter().any(|s| s.contains('\0')) {
+            return Err(ValidationError::NulCharacter { field: "a stop string" });
+        }
+        Ok(())
     }
+}
+
+/// Normalises routing tags: trimmed, lowercased, duplicates dropped, order kept. Refuses more
+/// than `limits.max_tags`, an empty or over-long tag, or characters outside letters, digits and
+/// `- _ . : /`. Checks the count before looking at any tag, so a million tags cost nothing.
+pub fn normalize_tags(tags: &[String], limits: &Limits) -> Result<Vec<String>, ValidationError> {
+    let bad = |detail: String| ValidationError::BadTags {
+        max: limits.max_tags,
+        max_bytes: limits.max_tag_bytes,
+        detail,
+    };
+    if tags.len() > limits.max_tags {
+        return Err(bad(format!("got {} tags", tags.len())));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(tags.len());
+    for (i, raw) in tags.iter().enumerate() {
+        let t = raw.trim();
+        if t.is_empty() || t.len() > limits.max_tag_bytes {
+            return Err(bad(format!("tag {i} is {} bytes", t.len())));
+        }
+        if !t.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/')) {
+            return Err(bad(format!("tag {i} has a character outside the allowed set")));
+        }
+        let t = t.to_lowercase();
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    Ok(out)
 }
 
 fn out_of_range(field: &'static str, range: &'static str, v: impl ToString) -> ValidationError {
@@ -335,6 +433,39 @@ mod tests {
     fn refuses_bad_stop_strings() {
         let params = SamplingParams { stop: vec![String::new()], ..Default::default() };
         assert_eq!(valid(chat("hi"), params).unwrap_err().kind(), "bad_stop");
+    }
+
+    #[test]
+    fn refuses_nul_characters() {
+        let err = valid(chat("a\0b"), SamplingParams::default()).unwrap_err();
+        assert_eq!(err.kind(), "nul_character");
+        let params = SamplingParams { stop: vec!["\0".into()], ..Default::default() };
+        assert_eq!(valid(chat("hi"), params).unwrap_err().kind(), "nul_character");
+    }
+
+    #[test]
+    fn a_request_from_the_wire_is_checked_again() {
+        let mut req = valid(chat("hi"), SamplingParams::default()).unwrap();
+        req.params.max_tokens = 1_000_000;
+        assert_eq!(req.check(&Limits::default()).unwrap_err().kind(), "out_of_range");
+        let long = req.resumed(TaskId(2), "x".repeat(Limits::default().max_prompt_bytes));
+        assert_eq!(long.check(&Limits::default()).unwrap_err().kind(), "prompt_too_long");
+    }
+
+    #[test]
+    fn tags_are_bounded_and_normalised() {
+        let l = Limits::default();
+        let tags = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(normalize_tags(&tags(&[" Geo ", "geo", "math"]), &l).unwrap(), ["geo", "math"]);
+        let many: Vec<String> = (0..100_000).map(|i| i.to_string()).collect();
+        assert_eq!(normalize_tags(&many, &l).unwrap_err().kind(), "bad_tags");
+        for bad in ["", "  ", &"x".repeat(33), "a b", "<script>", "a\0"] {
+            assert_eq!(
+                normalize_tags(&tags(&[bad]), &l).unwrap_err().kind(),
+                "bad_tags",
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

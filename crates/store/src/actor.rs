@@ -14,6 +14,9 @@ const MIGRATIONS: &[&str] = &[include_str!("../migrations/001_init.sql")];
 /// Most writes committed in one transaction.
 const BATCH: usize = 256;
 
+/// Writes between two prunings of the tables that grow with use.
+const PRUNE_EVERY: usize = 1024;
+
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     crate::private::create_private(path)
         .map_err(|e| StoreError::Io(path.display().to_string(), e))?;
@@ -24,6 +27,7 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     migrate(&conn)?;
+    prune(&conn)?;
     // SQLite gives its -wal and -shm files the database's mode, so they are already private;
     // files left by an older version that made them 0644 are tightened here.
     for suffix in ["-wal", "-shm"] {
@@ -51,6 +55,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 }
 
 pub(crate) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
+    let mut since_prune = 0;
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -59,10 +64,37 @@ pub(crate) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
                 Err(_) => break,
             }
         }
+        since_prune += batch.len();
         if let Err(e) = apply(&mut conn, batch) {
             tracing::error!(error = %e, "store write failed; the batch was not saved");
         }
+        if since_prune >= PRUNE_EVERY {
+            since_prune = 0;
+            if let Err(e) = prune(&conn) {
+                tracing::error!(error = %e, "store pruning failed");
+            }
+        }
     }
+}
+
+/// Keeps the tables that grow with use within their bounds: the newest win rates (the same
+/// bound as the gateway's table), the newest request log rows, the most recently seen nodes.
+pub(crate) fn prune(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute(
+        "DELETE FROM win_rates WHERE rowid NOT IN
+            (SELECT rowid FROM win_rates ORDER BY at_ms DESC LIMIT ?1)",
+        params![crate::MAX_WIN_RATES as i64],
+    )?;
+    conn.execute(
+        "DELETE FROM requests WHERE id <= (SELECT MAX(id) FROM requests) - ?1",
+        params![crate::MAX_REQUESTS as i64],
+    )?;
+    conn.execute(
+        "DELETE FROM nodes WHERE id NOT IN
+            (SELECT id FROM nodes ORDER BY last_seen_ms DESC LIMIT ?1)",
+        params![crate::MAX_NODES as i64],
+    )?;
+    Ok(())
 }
 
 /// Applies a batch: writes in one transaction, then answers the reads (which therefore see
@@ -82,6 +114,14 @@ fn apply(conn: &mut Connection, batch: Vec<Command>) -> Result<(), StoreError> {
                         "INSERT INTO win_rates (worker, tag, wins, trials, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)
                          ON CONFLICT(worker, tag) DO UPDATE SET wins = ?3, trials = ?4, at_ms = ?5",
                         params![r.worker, r.tag, r.wins, r.trials, r.at_ms as i64],
+                    )?;
+                }
+            }
+            Command::DeleteWinRates(keys) => {
+                for (worker, tag) in keys {
+                    tx.execute(
+                        "DELETE FROM win_rates WHERE worker = ?1 AND tag = ?2",
+                        params![worker, tag],
                     )?;
                 }
             }
@@ -179,9 +219,10 @@ fn nodes(conn: &Connection) -> Result<Vec<NodeRecord>, StoreError> {
 }
 
 fn win_rates(conn: &Connection) -> Result<Vec<Record>, StoreError> {
-    let mut stmt = conn
-        .prepare("SELECT worker, tag, wins, trials, at_ms FROM win_rates ORDER BY worker, tag")?;
-    let rows = stmt.query_map([], |r| {
+    let mut stmt = conn.prepare(
+        "SELECT worker, tag, wins, trials, at_ms FROM win_rates ORDER BY at_ms DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map(params![crate::MAX_WIN_RATES as i64], |r| {
         Ok(Record {
             worker: r.get(0)?,
             tag: r.get(1)?,

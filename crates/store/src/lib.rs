@@ -21,6 +21,13 @@ pub use private::{secure_dir, DIR_MODE, FILE_MODE};
 /// Commands waiting for the actor, at most.
 const QUEUE: usize = 1024;
 
+/// Most win-rate records kept: the gateway's own in-memory bound.
+pub const MAX_WIN_RATES: usize = nova_router::winrate::DEFAULT_MAX_RECORDS;
+/// Most request-log rows kept; older ones are pruned.
+pub const MAX_REQUESTS: usize = 100_000;
+/// Most nodes kept in the registry; those seen longest ago are pruned.
+pub const MAX_NODES: usize = 4096;
+
 /// A registered node: what it last reported, and when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeRecord {
@@ -78,6 +85,7 @@ enum Command {
     RemoveNode(String),
     Nodes(oneshot::Sender<Result<Vec<NodeRecord>, StoreError>>),
     SaveWinRates(Vec<Record>),
+    DeleteWinRates(Vec<(String, String)>),
     WinRates(oneshot::Sender<Result<Vec<Record>, StoreError>>),
     LogRequest(RequestRecord),
     RecentRequests(usize, oneshot::Sender<Result<Vec<RequestRecord>, StoreError>>),
@@ -157,7 +165,12 @@ impl Store {
         self.write(Command::SaveWinRates(records))
     }
 
-    /// Every stored win-rate record. Cancel-safe.
+    /// Forgets the win-rate records of these (worker, tag) pairs.
+    pub fn delete_win_rates(&self, keys: Vec<(String, String)>) -> Result<(), StoreError> {
+        self.write(Command::DeleteWinRates(keys))
+    }
+
+    /// The stored win-rate records, newest first, at most [`MAX_WIN_RATES`]. Cancel-safe.
     pub async fn win_rates(&self) -> Result<Vec<Record>, StoreError> {
         self.ask(Command::WinRates).await
     }
@@ -235,6 +248,35 @@ mod tests {
         assert_eq!(store.win_rates().await?[0].wins, 1.5);
         store.remove_node("b")?;
         assert_eq!(store.nodes().await?.len(), 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn win_rates_on_disk_are_bounded_and_deletable() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("nova.db");
+        let rec = |i: usize| Record {
+            worker: "w".into(),
+            tag: format!("t{i}"),
+            wins: 1.0,
+            trials: 1.0,
+            at_ms: i as u64,
+        };
+        {
+            let store = Store::open(&path)?;
+            let n = MAX_WIN_RATES + 500;
+            for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+                store.save_win_rates(chunk.iter().map(|&i| rec(i)).collect())?;
+            }
+            store.delete_win_rates(vec![("w".into(), format!("t{}", n - 1))])?;
+            store.flush().await?;
+        }
+        // Reopening prunes; reading is bounded either way, newest first.
+        let store = Store::open(&path)?;
+        let rates = store.win_rates().await?;
+        assert_eq!(rates.len(), MAX_WIN_RATES);
+        assert_eq!(rates[0].tag, format!("t{}", MAX_WIN_RATES + 498), "the deleted one is gone");
+        assert!(rates.iter().all(|r| r.at_ms >= 499), "the oldest were pruned");
         Ok(())
     }
 

@@ -14,13 +14,12 @@ use axum::{
     Json,
 };
 use futures_util::stream::{self, Stream, StreamExt};
-use nova_proto::{ChatMessage, Prompt, SamplingParams, TaskId, ValidRequest};
+use nova_proto::{normalize_tags, ChatMessage, Prompt, SamplingParams, TaskId, ValidRequest};
 use nova_router::Strategy;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
-use crate::{body::JsonBody, ApiError, AppState, InferError, Job, JobEvent, JobResult};
+use crate::{body::JsonBody, ApiError, AppState, InferError, Job, JobEvent, JobEvents, JobResult};
 
 /// Default deadline of a job.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(120);
@@ -117,18 +116,19 @@ pub(crate) async fn handle(
     let params = sampling(&req);
     let request = ValidRequest::new(task_id(), Prompt::Chat(req.messages), params, &state.limits)?;
     let opts = req.nova.unwrap_or_default();
+    let tags = normalize_tags(&opts.tags, &state.limits)?;
     let model = req.model.filter(|m| m != "nova" && !m.is_empty());
     let job = Job {
         request,
         model: model.clone(),
         strategy: opts.strategy.unwrap_or_default(),
         fanout: opts.fanout.unwrap_or(2).clamp(1, 16),
-        tags: opts.tags,
+        tags,
         debug: opts.debug,
         stream: req.stream,
         deadline: DEADLINE,
     };
-    let rx = state.inference.run(job)?;
+    let rx = state.inference.run(job).await?;
     let id = format!("chatcmpl-{:x}", task_id().0);
     let model = model.unwrap_or_else(|| "nova".into());
     if req.stream {
@@ -144,7 +144,7 @@ pub(crate) async fn handle(
 
 /// Waits for a job's final event. Cancel-safe: dropping it drops the receiver, which cancels
 /// the job.
-pub(crate) async fn wait(mut rx: mpsc::Receiver<JobEvent>) -> Result<JobResult, ApiError> {
+pub(crate) async fn wait(mut rx: JobEvents) -> Result<JobResult, ApiError> {
     while let Some(ev) = rx.recv().await {
         match ev {
             JobEvent::Token(_) => {}
@@ -198,7 +198,7 @@ fn data(v: &Value) -> Result<Event, Infallible> {
 /// the stream with an error event instead of truncating silently. A job that streams no tokens
 /// (best_of_n picks its answer only at the end) sends the whole answer as one content chunk.
 fn sse_stream(
-    rx: mpsc::Receiver<JobEvent>,
+    rx: JobEvents,
     id: String,
     model: String,
     include_usage: bool,

@@ -239,32 +239,30 @@ fn sig_path(bundle: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Starts `nova worker`'s self-updater and returns where the membership loop sends the
-/// gateway's announcements. Without a trusted release key the updater only says, once, that
-/// updates are off.
-pub(crate) fn start_updater(
+/// `nova worker`'s self-update settings (`None` with `--no-update`) and the line that says
+/// whether updates are on, printed once the worker has started. Without a trusted release key
+/// the updater only says, once, that updates are off.
+pub(crate) fn update_settings(
     global: &Global,
     args: &UpdateArgs,
-    p2p: &nova_p2p::P2p,
-) -> anyhow::Result<Option<tokio::sync::mpsc::Sender<nova_node::Announcement>>> {
+) -> anyhow::Result<(Option<nova_node::UpdateSettings>, String)> {
     if args.no_update {
-        println!("self-update: off (--no-update)");
-        return Ok(None);
+        return Ok((None, "self-update: off (--no-update)".into()));
     }
     let data_dir = global.data_dir()?;
     let trusted = match &args.release_pubkey {
         Some(k) => Some(parse_key(k)?),
         None => nova_update::read_trusted_key(&data_dir.join(nova_update::TRUSTED_RELEASE_PUB))?,
     };
-    match &trusted {
+    let said = match &trusted {
         Some(k) => {
-            println!("self-update: on, trusting release key {}", nova_update::public_key_hex(k))
+            format!("self-update: on, trusting release key {}", nova_update::public_key_hex(k))
         }
-        None => println!(
+        None => format!(
             "self-update: off (no trusted release key: --release-pubkey or {})",
             data_dir.join(nova_update::TRUSTED_RELEASE_PUB).display()
         ),
-    }
+    };
     let exe = std::env::current_exe().context("cannot find this executable")?;
     let config = nova_node::UpdaterConfig {
         trusted,
@@ -298,7 +296,5 @@ pub(crate) fn start_updater(
         // Before a re-exec, everything said must be out.
         let _ = std::io::stdout().flush();
     });
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tokio::spawn(nova_node::run_updater(p2p.control(), config, rx, on_event));
-    Ok(Some(tx))
+    Ok((Some(nova_node::UpdateSettings { config, on_event }), said))
 }

@@ -1,10 +1,12 @@
-//! Engine selection shared by `ask` and `bench`: which model, which backend, how many threads.
+//! Engine selection shared by `ask`, `bench`, `serve` and `worker`: which model, which backend,
+//! how many threads.
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use nova_engine::{Engine, LlamaConfig, LlamaEngine, OpenAiHttpConfig, OpenAiHttpEngine};
 use nova_model::{catalog, pull, Cache, CacheError, ModelEntry};
+use nova_node::EngineSpec;
 
 use crate::{progress::Bar, Global};
 
@@ -66,31 +68,47 @@ pub(crate) async fn resolve_model(
     }
 }
 
-/// Loads the embedded llama.cpp engine for `args.model`.
-pub(crate) async fn load_llama(global: &Global, args: &EngineArgs) -> anyhow::Result<LlamaEngine> {
+/// The llama.cpp settings for `args.model`: resolved (pulled if missing) and its GGUF header
+/// checked.
+async fn llama_config(global: &Global, args: &EngineArgs) -> anyhow::Result<LlamaConfig> {
     let entry = resolve_model(global, args).await?;
     // Check the header first: llama.cpp's own error for a bad file is a bare null pointer.
     let path = entry.path.clone();
     tokio::task::spawn_blocking(move || nova_model::gguf::inspect(&path))
         .await?
         .with_context(|| format!("{} is not a usable model", entry.path.display()))?;
-    let config =
-        LlamaConfig::new(&entry.path, &entry.name).with_threads(args.threads).with_n_ctx(args.ctx);
+    Ok(LlamaConfig::new(&entry.path, &entry.name).with_threads(args.threads).with_n_ctx(args.ctx))
+}
+
+/// Loads the embedded llama.cpp engine for `args.model`.
+pub(crate) async fn load_llama(global: &Global, args: &EngineArgs) -> anyhow::Result<LlamaEngine> {
+    let config = llama_config(global, args).await?;
     Ok(tokio::task::spawn_blocking(move || LlamaEngine::load(config)).await??)
+}
+
+fn http_config(args: &EngineArgs) -> anyhow::Result<OpenAiHttpConfig> {
+    let url = args
+        .url
+        .clone()
+        .context("--backend openai-http needs --url (e.g. http://127.0.0.1:8080)")?;
+    let mut config = OpenAiHttpConfig::new(url, &args.model);
+    config.api_key = args.api_key.clone();
+    Ok(config)
+}
+
+/// What `serve` and `worker` hand the node: the engine `args` ask for, not loaded yet. With
+/// `--backend openai-http` nothing is looked up in the data dir.
+pub(crate) async fn engine_spec(global: &Global, args: &EngineArgs) -> anyhow::Result<EngineSpec> {
+    match args.backend {
+        Backend::Llama => Ok(EngineSpec::Llama(llama_config(global, args).await?)),
+        Backend::OpenaiHttp => Ok(EngineSpec::OpenAiHttp(http_config(args)?)),
+    }
 }
 
 /// Builds the engine `args` ask for.
 pub(crate) async fn load(global: &Global, args: &EngineArgs) -> anyhow::Result<Arc<dyn Engine>> {
     match args.backend {
         Backend::Llama => Ok(Arc::new(load_llama(global, args).await?)),
-        Backend::OpenaiHttp => {
-            let url = args
-                .url
-                .clone()
-                .context("--backend openai-http needs --url (e.g. http://127.0.0.1:8080)")?;
-            let mut config = OpenAiHttpConfig::new(url, &args.model);
-            config.api_key = args.api_key.clone();
-            Ok(Arc::new(OpenAiHttpEngine::new(config)?))
-        }
+        Backend::OpenaiHttp => Ok(Arc::new(OpenAiHttpEngine::new(http_config(args)?)?)),
     }
 }

@@ -1,18 +1,21 @@
 //! `nova serve`: the gateway. It owns the HTTP API, the registry (SQLite) and the router, and
 //! runs this node's own engine as a local worker so that one node alone is a working swarm.
+//! This file parses the flags into a [`GatewayNodeConfig`] and prints what the node reports;
+//! `nova_node::GatewayNode` does the rest.
 
-use std::{
-    io::Write as _, net::SocketAddr, path::Path, process::ExitCode, sync::Arc, time::Duration,
-};
+use std::{io::Write as _, net::SocketAddr, path::Path, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
-use nova_api::AppState;
-use nova_engine::{BenchSpec, Engine as _};
-use nova_node::{Gateway, GatewayConfig, LocalWorker};
+use nova_node::{
+    GatewayConfig, GatewayNode, GatewayNodeConfig, HttpConfig, LocalWorkerSpec, P2pSettings,
+};
 use nova_proto::Limits;
-use nova_store::Store;
 
-use super::engine_args::{self, EngineArgs};
+use super::{
+    duration_arg,
+    engine_args::{self, EngineArgs},
+    secret_args::{Secret, SecretArgs},
+};
 use crate::Global;
 
 #[derive(Debug, clap::Args)]
@@ -41,17 +44,35 @@ pub(crate) struct Args {
     /// machine's LAN interfaces; refused when the p2p address is loopback).
     #[arg(long)]
     lan: bool,
-    /// Swarm secret workers must present. Default: generated once and kept in
-    /// <data dir>/swarm-secret (mode 0600).
-    #[arg(long, env = "NOVA_SWARM_SECRET", hide_env_values = true)]
-    secret: Option<String>,
+    // The swarm secret workers must present. Default: generated once and kept in
+    // <data dir>/swarm-secret (mode 0600); a --secret-file that does not exist yet is created
+    // the same way.
+    #[command(flatten)]
+    secret: SecretArgs,
     /// A worker whose last heartbeat is older than this gets no work (3 missed heartbeats at
     /// the default 10 s).
     #[arg(long, default_value_t = 30_000)]
     stale_after_ms: u64,
+    /// A worker that left (or went silent) is dropped from the swarm view this long after it
+    /// left, e.g. 30s, 10m.
+    #[arg(long, default_value = "10m", value_parser = duration_arg::parse)]
+    forget_after: Duration,
+    /// Most connected workers; more are refused until some leave.
+    #[arg(long, default_value_t = nova_node::MAX_MEMBERS)]
+    max_workers: usize,
     /// Jobs running at once before new ones get 429.
     #[arg(long, default_value_t = 64)]
     max_in_flight: usize,
+    /// A client must send a whole request head within this once it started one.
+    #[arg(long, default_value = "10s", value_parser = duration_arg::parse)]
+    http_header_timeout: Duration,
+    /// A connection with no request in progress is closed after this (a streaming response is
+    /// never cut).
+    #[arg(long, default_value = "60s", value_parser = duration_arg::parse)]
+    http_idle_timeout: Duration,
+    /// HTTP connections open at once; more wait until one closes.
+    #[arg(long, default_value_t = 1024)]
+    http_max_connections: usize,
 }
 
 /// Reads the token file, or creates it with a fresh random token. Written to a temporary file
@@ -91,137 +112,145 @@ fn tempfile_in(dir: &Path) -> anyhow::Result<(std::path::PathBuf, std::fs::File)
 }
 
 pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
+    let mut signals = Signals::install()?;
     let data_dir = global.data_dir()?;
-    nova_store::secure_dir(&data_dir)
+    nova_node::secure_dir(&data_dir)
         .with_context(|| format!("cannot create {} with mode 0700", data_dir.display()))?;
     let token_path = data_dir.join("api-token");
     let token = match args.token.clone() {
         Some(t) if !t.is_empty() => t,
         _ => load_or_create_secret(&token_path)?,
     };
-    let db = data_dir.join("nova.db");
-    let store =
-        tokio::task::spawn_blocking(move || Store::open(&db)).await?.with_context(|| {
-            format!("cannot open the registry {}", data_dir.join("nova.db").display())
-        })?;
-
-    let config = GatewayConfig {
-        max_in_flight: args.max_in_flight,
-        stale_after: Duration::from_millis(args.stale_after_ms),
-        ..GatewayConfig::default()
+    let secret = match args.secret.given() {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            let path = data_dir.join("swarm-secret");
+            Secret { value: load_or_create_secret(&path)?, file: Some(path) }
+        }
+        // A gateway creates the secret file it is pointed at, as it creates its default one.
+        Err(_) if args.secret.secret_file.as_ref().is_some_and(|p| !p.exists()) => {
+            let path = std::path::absolute(args.secret.secret_file.clone().unwrap_or_default())?;
+            Secret { value: load_or_create_secret(&path)?, file: Some(path) }
+        }
+        Err(e) => return Err(e),
     };
-    let gateway = Gateway::new(config, Some(store)).await;
-    if !args.no_local {
-        let engine = engine_args::load_llama(global, &args.engine).await?;
-        // A quick self-measurement so routing knows this node's speed.
-        let report = engine.bench(BenchSpec { prompt: vec![], gen: vec![16], runs: 1 }).await?;
-        let tps = report.tests.first().map(|t| t.mean()).unwrap_or(0.0);
-        let model = engine.info().model.clone();
-        let name = hostname();
-        tracing::info!(%model, tokens_per_s = tps, "local worker ready");
-        eprintln!("local worker: {model} at {tps:.0} tokens/s");
-        gateway.add_worker(Arc::new(LocalWorker::new(
-            format!("local-{name}"),
-            name,
-            Arc::new(engine),
-            tps,
-        )));
-    }
-
-    let secret = match args.secret.clone() {
-        Some(s) if !s.is_empty() => s,
-        _ => load_or_create_secret(&global.data_dir()?.join("swarm-secret"))?,
-    };
-    let key = nova_p2p::load_or_create_key(&global.data_dir()?.join("node.key"))?;
+    let key = nova_p2p::load_or_create_key(&data_dir.join("node.key"))?;
     let p2p_listen = match (&args.p2p_listen, args.lan) {
         (Some(l), _) => l.clone(),
         (None, true) => "/ip4/0.0.0.0/tcp/8788".parse()?,
         (None, false) => "/ip4/127.0.0.1/tcp/8788".parse()?,
     };
-    let p2p = nova_p2p::P2p::spawn(nova_p2p::P2pConfig {
-        key,
-        secret: secret.clone(),
-        listen: vec![p2p_listen.clone()],
-        idle_timeout: Duration::from_secs(3600),
-        mdns: args.lan,
-    })?;
-    let p2p_addrs = tokio::time::timeout(Duration::from_secs(10), p2p.listen_addrs())
-        .await
-        .with_context(|| format!("could not listen on {p2p_listen} within 10 s"))??;
-    gateway.set_refused_counter(p2p.refused_counter());
-    let shelf = Arc::new(nova_update::Shelf::new(match args.bundle_dir.clone() {
-        Some(d) => d,
-        None => global.data_dir()?.join("bundles"),
-    }));
-    tokio::spawn(nova_node::accept_members_with(
-        gateway.clone(),
-        p2p.control(),
-        Some(shelf.clone()),
-    ));
-    tokio::spawn(nova_node::serve_bundles(shelf.clone(), p2p.control()));
-
-    let listener = tokio::net::TcpListener::bind(args.bind).await.with_context(|| {
-        format!("cannot listen on {} (is another nova running? try --bind 127.0.0.1:0)", args.bind)
-    })?;
-    let addr = listener.local_addr()?;
-    let app = nova_api::router(
-        AppState::new(Arc::new(gateway), &token, Limits::default())
-            .with_bundles(Arc::new(nova_node::ShelfBundles(shelf))),
-    );
-    println!("nova gateway listening on http://{addr}");
-    for a in &p2p_addrs {
-        println!("p2p listening on {a}");
+    let local = if args.no_local {
+        None
+    } else {
+        let name = hostname();
+        Some(LocalWorkerSpec {
+            id: format!("local-{name}"),
+            name,
+            engine: engine_args::engine_spec(global, &args.engine).await?,
+        })
+    };
+    let config = GatewayNodeConfig {
+        http: HttpConfig {
+            header_timeout: args.http_header_timeout,
+            idle_timeout: args.http_idle_timeout,
+            max_connections: args.http_max_connections,
+            ..HttpConfig::new(args.bind)
+        },
+        token: token.clone(),
+        limits: Limits::default(),
+        gateway: GatewayConfig {
+            max_in_flight: args.max_in_flight,
+            stale_after: Duration::from_millis(args.stale_after_ms),
+            forget_after: args.forget_after,
+            ..GatewayConfig::default()
+        },
+        store: Some(data_dir.join("nova.db")),
+        p2p: P2pSettings { key, secret: secret.value.clone(), listen: p2p_listen, mdns: args.lan },
+        bundle_dir: Some(args.bundle_dir.clone().unwrap_or_else(|| data_dir.join("bundles"))),
+        local,
+        max_members: args.max_workers,
+    };
+    let node = GatewayNode::spawn(config).await?;
+    if let Some(l) = node.local() {
+        eprintln!("local worker: {} at {:.0} tokens/s", l.model, l.tokens_per_s);
     }
-    // On all interfaces, loopback is reported too; another device needs a routable address.
-    let reachable = p2p_addrs
-        .iter()
-        .find(|a| !a.iter().any(|p| matches!(p, nova_p2p::Protocol::Ip4(ip) if ip.is_loopback())))
-        .or(p2p_addrs.first());
-    // The secret is printed for the person at the terminal, never logged.
-    if args.lan {
-        println!("add a device on this LAN with: nova worker --lan --secret {secret}");
+    say!("nova gateway listening on http://{}", node.http_addr());
+    for a in node.p2p_addrs() {
+        say!("p2p listening on {a}");
     }
-    if let Some(a) = reachable {
-        println!("add a device with: nova worker --join {a} --secret {secret}");
-    }
+    print_join_hints(&node, &secret, args.lan);
     if args.token.is_none() {
-        println!(
+        say!(
             "bearer token: in {} (curl -H \"Authorization: Bearer $(cat {})\" ...)",
             token_path.display(),
             token_path.display()
         );
     }
-    std::io::stdout().flush()?;
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        let _ = stopping_tx.send(());
-    });
-    // Graceful shutdown waits for open connections; a long SSE stream must not hold the
-    // process hostage, so stop waiting 5 s after the signal.
+    let _ = std::io::stdout().flush();
     tokio::select! {
-        r = server => r.context("the HTTP server failed")?,
-        _ = async {
-            let _ = stopping_rx.await;
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        } => eprintln!("open connections did not finish within 5 s; closing them"),
+        () = signals.wait() => {}
+        () = node.stopped() => {}
+    }
+    let failure = node.failure();
+    node.shutdown().await;
+    if let Some(why) = failure {
+        anyhow::bail!("the gateway stopped: {why}");
     }
     eprintln!("nova gateway stopped");
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// The commands that add a device, naming the secret's file, never the secret: a printed
+/// secret ends up in scrollback, terminal logs and screenshots.
+fn print_join_hints(node: &GatewayNode, secret: &Secret, lan: bool) {
+    let addrs = node.p2p_addrs();
+    // On all interfaces, loopback is reported too; another device needs a routable address.
+    let reachable = addrs
+        .iter()
+        .find(|a| !a.iter().any(|p| matches!(p, nova_p2p::Protocol::Ip4(ip) if ip.is_loopback())))
+        .or(addrs.first());
+    let file = secret.file.as_ref().map_or("SECRET_FILE".into(), |f| f.display().to_string());
+    if lan {
+        say!("add a device on this LAN with: nova worker --lan --secret-file {file}");
+    }
+    if let Some(a) = reachable {
+        say!("add a device with: nova worker --join {a} --secret-file {file}");
+    }
+    match &secret.file {
+        Some(f) => say!(
+            "swarm secret: in {} (copy that file to the device, mode 0600; it is never printed)",
+            f.display()
+        ),
+        None => say!(
+            "swarm secret: the one given (--secret or NOVA_SWARM_SECRET); on the device put it in \
+             SECRET_FILE (mode 0600) or set NOVA_SWARM_SECRET"
+        ),
+    }
+}
+
+/// SIGINT and SIGTERM, listened for from the start: a signal that arrives while the node is
+/// still starting is kept for [`Signals::wait`] instead of killing the process outright.
+pub(crate) struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub(crate) fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+        })
+    }
+
+    /// Resolves at the first SIGINT or SIGTERM. Cancel-safe.
+    pub(crate) async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
     }
 }
 

@@ -3,10 +3,13 @@
 use std::{process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
-use serde_json::Value;
+use nova_proto::{SwarmView, SwarmWorker, WorkerState};
 
 use super::gateway_args::GatewayArgs;
 use crate::Global;
+
+/// Largest view read: 1,024 workers at well under 2 KiB each.
+const MAX_VIEW: usize = 4 << 20;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -39,40 +42,93 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
             resp.text().await.unwrap_or_default()
         );
     }
-    let v: Value = resp.json().await.context("the gateway sent invalid JSON")?;
+    let body = resp.bytes().await.context("the gateway's answer broke off")?;
+    if body.len() > MAX_VIEW {
+        anyhow::bail!("the gateway's swarm view is over {MAX_VIEW} bytes");
+    }
     if args.json {
-        println!("{v}");
+        println!("{}", String::from_utf8_lossy(&body));
         return Ok(ExitCode::SUCCESS);
     }
-    let now = v["now_ms"].as_u64().unwrap_or(0);
+    let view: SwarmView = serde_json::from_slice(&body)
+        .context("the gateway's swarm view is not what this nova understands")?;
     println!(
         "{:<20} {:<14} {:<8} {:>7} {:>7} {:>10} {:>9} {:>7} {:>8}  ID",
         "NAME", "MODEL", "STATE", "TOK/S", "QUEUE", "SEEN", "BATTERY", "TEMP", "VERSION"
     );
-    for w in v["workers"].as_array().into_iter().flatten() {
-        let wk = &w["worker"];
-        let seen = now.saturating_sub(wk["last_seen_ms"].as_u64().unwrap_or(0));
-        let st = &w["status"];
-        let battery = match (st["battery_pct"].as_f64(), st["charging"].as_bool()) {
+    for w in &view.workers {
+        let st = w.status.as_ref();
+        let battery = match (st.and_then(|s| s.battery_pct), st.and_then(|s| s.charging)) {
             (Some(p), Some(true)) => format!("{p:.0}%+"),
             (Some(p), _) => format!("{p:.0}%"),
             (None, _) => "-".into(),
         };
-        let temp = st["temperature_c"].as_f64().map_or("-".into(), |t| format!("{t:.0}°C"));
+        let temp = st.and_then(|s| s.temperature_c).map_or("-".into(), |t| format!("{t:.0}°C"));
+        let wk = &w.worker;
         println!(
-            "{:<20} {:<14} {:<8} {:>7.0} {:>3}/{:<3} {:>8.1}s {:>9} {:>7} {:>8}  {}",
-            wk["name"].as_str().unwrap_or("?"),
-            wk["models"][0].as_str().unwrap_or("?"),
-            w["state"].as_str().unwrap_or("?"),
-            wk["tokens_per_s"].as_f64().unwrap_or(0.0),
-            wk["queue_depth"].as_u64().unwrap_or(0),
-            wk["queue_capacity"].as_u64().unwrap_or(0),
-            seen as f64 / 1000.0,
+            "{:<20} {:<14} {:<8} {:>7.0} {:>3}/{:<3} {:>10} {:>9} {:>7} {:>8}  {}",
+            wk.name,
+            wk.models.first().map_or("?", String::as_str),
+            w.state,
+            wk.tokens_per_s,
+            wk.queue_depth,
+            wk.queue_capacity,
+            seen(w, view.now_ms),
             battery,
             temp,
-            st["version"].as_str().unwrap_or("-"),
-            wk["id"].as_str().unwrap_or("?"),
+            st.map_or("-", |s| s.version.as_str()),
+            wk.id,
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// When the worker was last heard from, or for one that left, when it left. Never a time
+/// counted from the epoch: a gateway that knows neither gets `-`.
+fn seen(w: &SwarmWorker, now_ms: u64) -> String {
+    let ago = |at: u64| format!("{:.1}s", now_ms.saturating_sub(at) as f64 / 1000.0);
+    match (w.state, w.left_at_ms, w.worker.last_seen_ms) {
+        (WorkerState::Gone, Some(left), _) if left > 0 => format!("left {}", ago(left)),
+        (WorkerState::Gone, _, _) => "gone".into(),
+        (_, _, 0) => "-".into(),
+        (_, _, at) => ago(at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nova_proto::WorkerSummary;
+
+    use super::*;
+
+    fn worker(state: WorkerState, last_seen_ms: u64, left_at_ms: Option<u64>) -> SwarmWorker {
+        SwarmWorker {
+            worker: WorkerSummary {
+                id: "a".into(),
+                name: "n".into(),
+                models: vec![],
+                tokens_per_s: 0.0,
+                queue_depth: 0,
+                queue_capacity: 1,
+                paused: false,
+                last_seen_ms,
+            },
+            state,
+            status: None,
+            left_at_ms,
+        }
+    }
+
+    #[test]
+    fn a_departed_worker_shows_when_it_left_never_the_epoch() {
+        let now = 1_796_003_295_600;
+        assert_eq!(seen(&worker(WorkerState::Ready, now - 1500, None), now), "1.5s");
+        assert_eq!(
+            seen(&worker(WorkerState::Gone, now - 9000, Some(now - 2000)), now),
+            "left 2.0s"
+        );
+        // What older gateways sent for a departed worker: last_seen_ms 0 and no left_at_ms.
+        assert_eq!(seen(&worker(WorkerState::Gone, 0, None), now), "gone");
+        assert_eq!(seen(&worker(WorkerState::Stale, 0, None), now), "-");
+    }
 }

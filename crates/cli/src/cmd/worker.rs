@@ -1,19 +1,22 @@
-//! `nova worker`: contribute this device's engine to a swarm.
+//! `nova worker`: contribute this device's engine to a swarm. This file parses the flags into
+//! a [`WorkerNodeConfig`] and prints what the node reports; `nova_node::WorkerNode` does the
+//! rest.
 
-use std::{process::ExitCode, sync::Arc, time::Duration};
+use std::{process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
-use nova_engine::{BenchSpec, Engine as _};
-use nova_node::WorkerInfo;
+use nova_node::{GuardSettings, P2pSettings, WorkerNode, WorkerNodeConfig};
 
 use super::{
     engine_args::{self, EngineArgs},
     guard_args::GuardArgs,
+    secret_args::SecretArgs,
 };
 use crate::Global;
 
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("gateway").args(["join", "lan"]).required(true).multiple(true)))]
+#[command(group(clap::ArgGroup::new("swarm_secret").args(["secret", "secret_file"]).required(true).multiple(true)))]
 pub(crate) struct Args {
     /// The gateway's p2p address: the multiaddr `nova serve` printed (ends in /p2p/<id>), or
     /// host:port (then whoever answers there with the swarm secret is taken as the gateway).
@@ -23,9 +26,9 @@ pub(crate) struct Args {
     /// interfaces). Listens on all interfaces unless --listen says otherwise.
     #[arg(long)]
     lan: bool,
-    /// The swarm secret `nova serve` printed.
-    #[arg(long, env = "NOVA_SWARM_SECRET", hide_env_values = true)]
-    secret: String,
+    // The swarm secret: --secret-file (preferred), NOVA_SWARM_SECRET or --secret.
+    #[command(flatten)]
+    secret: SecretArgs,
     /// Name shown in the swarm view (default: the hostname).
     #[arg(long)]
     name: Option<String>,
@@ -46,9 +49,10 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
-    if args.secret.is_empty() {
-        anyhow::bail!("--secret is empty; use the secret `nova serve` printed");
-    }
+    let mut signals = super::serve::Signals::install()?;
+    let secret = args.secret.given()?.context(
+        "no swarm secret: give --secret-file (the file `nova serve` named) or set NOVA_SWARM_SECRET",
+    )?;
     let target = match &args.join {
         Some(j) => nova_node::JoinTarget::Addr(join_addr(j).await?),
         None => nova_node::JoinTarget::Lan,
@@ -58,48 +62,47 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         (None, true) => "/ip4/0.0.0.0/tcp/0".parse()?,
         (None, false) => "/ip4/127.0.0.1/tcp/0".parse()?,
     };
-    let (sources, guard, guard_interval) = args.guard.build()?;
+    let (sources, guard, interval) = args.guard.build()?;
     let data_dir = global.data_dir()?;
-    nova_store::secure_dir(&data_dir)
+    nova_node::secure_dir(&data_dir)
         .with_context(|| format!("cannot create {} with mode 0700", data_dir.display()))?;
-    // The p2p side starts first so that a bad address or flag fails before the model loads.
     let key = nova_p2p::load_or_create_key(&data_dir.join("node.key"))?;
-    let p2p = nova_p2p::P2p::spawn(nova_p2p::P2pConfig {
-        key,
-        secret: args.secret.clone(),
-        listen: vec![listen],
-        idle_timeout: Duration::from_secs(3600),
-        mdns: args.lan,
-    })?;
-    let engine = engine_args::load_llama(global, &args.engine).await?;
-    let report = engine.bench(BenchSpec { prompt: vec![], gen: vec![16], runs: 1 }).await?;
-    let tps = report.tests.first().map(|t| t.mean()).unwrap_or(0.0);
-    let name = args.name.clone().unwrap_or_else(super::serve::hostname);
+    let (updates, update_line) = super::bundle::update_settings(global, &args.update)?;
     let joining = match &target {
         nova_node::JoinTarget::Addr(a) => a.to_string(),
         nova_node::JoinTarget::Lan => "a gateway on the LAN".into(),
     };
-    println!(
-        "worker {} ({}, {tps:.0} tokens/s) joining {joining}",
-        p2p.peer_id(),
-        engine.info().model
-    );
-    let updates = super::bundle::start_updater(global, &args.update, &p2p)?;
-    let info = WorkerInfo {
-        name,
-        tokens_per_s: tps,
+    let p2p = P2pSettings { key, secret: secret.value, listen, mdns: args.lan };
+    // A bad p2p setting fails before a model is looked up (and maybe pulled).
+    p2p.check()?;
+    let config = WorkerNodeConfig {
+        p2p,
+        target,
+        name: args.name.clone().unwrap_or_else(super::serve::hostname),
         version: super::bundle::running_version().into(),
-        heartbeat: Duration::from_millis(args.heartbeat_ms.max(100)),
-        health: Some(nova_node::spawn_guard(sources, guard, guard_interval).await),
+        heartbeat: Duration::from_millis(args.heartbeat_ms),
+        engine: engine_args::engine_spec(global, &args.engine).await?,
+        guard: Some(GuardSettings { sources, guard, interval }),
         updates,
     };
-    let engine: Arc<dyn nova_engine::Engine> = Arc::new(engine);
+    let node = WorkerNode::spawn(config).await?;
+    say!(
+        "worker {} ({}, {:.0} tokens/s) joining {joining}",
+        node.peer_id(),
+        node.model(),
+        node.tokens_per_s()
+    );
+    say!("{update_line}");
     tokio::select! {
-        r = nova_node::run_worker(&p2p, target, engine, info) => {
-            r.map_err(anyhow::Error::msg).context("the worker stopped")?;
-        }
-        _ = tokio::signal::ctrl_c() => eprintln!("worker stopped"),
+        () = signals.wait() => {}
+        () = node.stopped() => {}
     }
+    let failure = node.failure();
+    node.shutdown().await;
+    if let Some(why) = failure {
+        anyhow::bail!("the worker stopped: {why}");
+    }
+    eprintln!("worker stopped");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -122,7 +122,9 @@ fn workers_find_the_gateway_by_mdns_between_namespaces() {
     );
     let url = gateway.wait_for("nova gateway listening on ");
     let hint = gateway.wait_for("add a device on this LAN with: ");
-    assert!(hint.starts_with("nova worker --lan --secret "), "{hint}");
+    // The hint names a file for the secret, never the secret itself.
+    assert!(hint.starts_with("nova worker --lan --secret-file "), "{hint}");
+    assert!(!hint.contains(SECRET), "{hint}");
 
     let worker_args = |secret: &'static str| {
         [

@@ -67,7 +67,7 @@ fn files_with(dir: &Path, ext: &str) -> Vec<String> {
 fn serve_writes_text_and_json_lines_logs_and_flushes_them_on_exit() {
     let home = tempfile::tempdir().expect("tempdir");
     let out = stop(serve(home.path()));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
 
     let logs = home.path().join("logs");
     let [text] = &files_with(&logs, "log")[..] else { panic!("one text log in {logs:?}") };

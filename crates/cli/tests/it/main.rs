@@ -3,14 +3,19 @@
 
 mod ask;
 mod edge_cases;
+mod forget;
 mod guard;
+mod handover;
+mod http_limits;
 mod install;
 mod lan;
 mod logs;
 mod model;
+mod secret_file;
 mod serve;
 mod swarm;
 mod update;
+mod upstream;
 mod web;
 
 use std::{
@@ -144,6 +149,14 @@ pub(crate) fn spawn_gateway(token: &str, secret: &str, extra: &[&str]) -> (Proc,
     let url = gateway.wait_for("nova gateway listening on ");
     let join = gateway.wait_for("p2p listening on ");
     (gateway, url, join)
+}
+
+/// Starts `nova ARGS` in a fresh, empty data dir: no models, no keys, no secrets.
+pub(crate) fn spawn_empty(args: &[&str]) -> Proc {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut cmd = nova(home.path());
+    cmd.args(args);
+    spawn_cmd(cmd, home)
 }
 
 /// Starts `cmd`, owning `home` for as long as the process lives.

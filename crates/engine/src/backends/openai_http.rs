@@ -147,16 +147,23 @@ impl Call {
         if !p.stop.is_empty() {
             body["stop"] = json!(p.stop);
         }
+        let resume = self.req.resume.as_ref().map(|r| r.text.as_str());
         let path = match &self.req.prompt {
             Prompt::Chat(messages) => {
-                body["messages"] = json!(messages
+                let mut msgs: Vec<Value> = messages
                     .iter()
                     .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
-                    .collect::<Vec<_>>());
+                    .collect();
+                // llama.cpp's server (and Ollama) continue a trailing assistant message rather
+                // than answer anew: the way to pick up another worker's answer.
+                if let Some(text) = resume {
+                    msgs.push(json!({"role": "assistant", "content": text}));
+                }
+                body["messages"] = json!(msgs);
                 "/v1/chat/completions"
             }
             Prompt::Text(text) => {
-                body["prompt"] = json!(text);
+                body["prompt"] = json!(format!("{text}{}", resume.unwrap_or("")));
                 "/v1/completions"
             }
         };

@@ -70,6 +70,13 @@ impl ScriptedEngine {
         }
     }
 
+    /// Accepts at most `n` requests at once (queued or running); more get
+    /// [`EngineError::QueueFull`], as a small device would answer.
+    pub fn with_queue_capacity(mut self, n: usize) -> Self {
+        self.info.queue_capacity = n.max(1);
+        self
+    }
+
     /// Generates at most `n` requests at once; the rest wait their turn, as on a real device.
     pub fn with_parallelism(mut self, n: usize) -> Self {
         self.slots = Some(Arc::new(Semaphore::new(n.max(1))));
@@ -172,7 +179,16 @@ async fn stream_words(
     let mut filter = OutputFilter::new(&req.params.stop);
     let mut generated = 0;
     let mut finish = FinishReason::Stop;
+    // A resumed request skips the words the client already has, as a model continuing its own
+    // answer would, and counts them as generated.
+    let mut skip = req.resume.as_ref().map_or("", |r| r.text.as_str());
     for word in text.split_inclusive(' ') {
+        if let Some(rest) = skip.strip_prefix(word) {
+            skip = rest;
+            generated += 1;
+            continue;
+        }
+        skip = "";
         if generated >= req.params.max_tokens {
             finish = FinishReason::Length;
             break;

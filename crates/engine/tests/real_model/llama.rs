@@ -219,3 +219,50 @@ async fn bench_reports_every_test() -> Result<(), EngineError> {
     assert_eq!(report.threads, 2);
     Ok(())
 }
+
+/// The token events of one greedy generation, in order, and its final usage.
+async fn pieces(engine: &dyn Engine, req: ValidRequest) -> (Vec<String>, u32) {
+    let mut stream = engine.submit(req).expect("submitted");
+    let mut out = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(60), stream.recv()).await.expect("in time") {
+            Some(Ok(TokenEvent::Token { text })) => out.push(text),
+            Some(Ok(TokenEvent::Done { usage, .. })) => return (out, usage.completion_tokens),
+            other => panic!("generation failed: {other:?}"),
+        }
+    }
+}
+
+/// Resuming after any prefix of a greedy answer yields exactly the rest of that answer: what a
+/// stream handed to another worker relies on.
+async fn resume_matches(engine: &dyn Engine, req: ValidRequest) {
+    let (full, tokens) = pieces(engine, req.clone()).await;
+    let whole: String = full.concat();
+    assert!(full.len() > 40, "a long answer: {whole:?}");
+    for cut in [1, 7, 23, full.len() / 2, full.len() - 3] {
+        let sent: String = full[..cut].concat();
+        let resumed = req.resumed(TaskId(100 + cut as u64), sent.clone());
+        let (rest, resumed_tokens) = pieces(engine, resumed).await;
+        assert_eq!(
+            format!("{sent}{}", rest.concat()),
+            whole,
+            "resumed after {cut} pieces diverged"
+        );
+        assert_eq!(resumed_tokens, tokens, "usage counts the resumed tokens too (cut {cut})");
+    }
+}
+
+#[tokio::test]
+async fn a_resumed_greedy_answer_continues_exactly() -> Result<(), EngineError> {
+    let _serial = serial().await;
+    let e = smollm();
+    idle(&e).await;
+    let q = "Write a long story about a dragon who learns to bake bread.";
+    resume_matches(e.as_ref(), chat(q, greedy(120))).await;
+    let config = LlamaConfig::new(model_path("gemma3-270m"), "gemma3-270m").with_threads(Some(2));
+    let g = tokio::task::spawn_blocking(move || LlamaEngine::load(config)).await.expect("join")?;
+    let text = Prompt::Text("Once upon a time, in a village by the sea,".into());
+    let req = ValidRequest::new(TaskId(3), text, greedy(80), &Limits::default()).expect("valid");
+    resume_matches(&g, req).await;
+    Ok(())
+}

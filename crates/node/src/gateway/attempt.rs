@@ -1,12 +1,19 @@
-//! One worker's attempt at a whole answer.
+//! One worker's attempt at a whole answer, and a set of them with the retry budget.
 
-use std::{collections::HashSet, sync::Arc, time::Instant};
+use std::{collections::HashSet, time::Instant};
 
-use nova_api::{Attempt, Job};
-use nova_proto::{FinishReason, TokenEvent, Usage, ValidRequest};
+use nova_api::{Attempt, InferError, Job};
+use nova_engine::EngineError;
+use nova_proto::{ErrorKind, FinishReason, TokenEvent, Usage};
 
-use super::Inner;
-use crate::Worker;
+use super::{
+    dispatch::{Started, Tried},
+    Inner,
+};
+
+/// Retries after "busy" refusals (full queue, paused guard) per job. They cost the worker
+/// nothing, so they do not use the retry budget, but a flapping worker cannot loop forever.
+pub(crate) const MAX_BUSY_RETRIES: usize = 8;
 
 /// A complete answer from one worker.
 #[derive(Debug, Clone)]
@@ -24,6 +31,7 @@ pub(crate) struct Answer {
 pub(crate) struct Failure {
     pub(crate) worker: String,
     pub(crate) kind: &'static str,
+    pub(crate) wire: ErrorKind,
     pub(crate) message: String,
     pub(crate) ttft_ms: Option<f64>,
     pub(crate) latency_ms: f64,
@@ -42,95 +50,96 @@ impl Failure {
             text: None,
         }
     }
+
+    /// The client's error when the request itself is at fault (no retry can help).
+    pub(crate) fn rejection(&self) -> Option<InferError> {
+        self.wire.is_client_error().then(|| rejected(self.wire, &self.message))
+    }
 }
 
-fn ms(since: Instant) -> f64 {
+/// The 4xx error for a client error `kind` a worker reported.
+pub(crate) fn rejected(kind: ErrorKind, message: &str) -> InferError {
+    InferError::Rejected { code: kind.as_str(), message: message.to_string() }
+}
+
+/// Why a stream ended without an answer: an engine error, or `None` for a disconnect.
+pub(crate) fn failure_kind(e: Option<&EngineError>) -> (&'static str, ErrorKind, String) {
+    match e {
+        Some(e) => (e.kind(), e.wire_kind(), e.to_string()),
+        None => ("disconnected", ErrorKind::Unavailable, "the worker went away mid-answer".into()),
+    }
+}
+
+pub(crate) fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
-/// Runs `req` on `worker` to completion. Cancel-safe: dropping the future drops the stream,
+/// Reads `started`'s stream to completion. Cancel-safe: dropping the future drops the stream,
 /// which cancels the generation on the worker.
-pub(crate) async fn whole(
-    worker: Arc<dyn Worker>,
-    req: ValidRequest,
-    started: Instant,
-) -> Result<Answer, Failure> {
+pub(crate) async fn whole(started: Started, t0: Instant) -> Result<Answer, Failure> {
+    let Started { worker, mut stream } = started;
     let id = worker.id().to_string();
-    let fail = |kind, message: String, ttft_ms, tokens| Failure {
-        worker: id.clone(),
-        kind,
-        message,
-        ttft_ms,
-        latency_ms: ms(started),
-        tokens,
-    };
-    let mut stream = match worker.submit(req) {
-        Ok(s) => s,
-        Err(e) => return Err(fail(e.kind(), e.to_string(), None, 0)),
-    };
     let mut text = String::new();
     let mut ttft_ms = None;
     let mut tokens = 0;
-    while let Some(ev) = stream.recv().await {
-        match ev {
-            Ok(TokenEvent::Token { text: t }) => {
-                ttft_ms.get_or_insert_with(|| ms(started));
+    let err = loop {
+        match stream.recv().await {
+            Some(Ok(TokenEvent::Token { text: t })) => {
+                ttft_ms.get_or_insert_with(|| ms(t0));
                 tokens += 1;
                 text.push_str(&t);
             }
-            Ok(TokenEvent::Done { finish_reason, usage }) => {
+            Some(Ok(TokenEvent::Done { finish_reason, usage })) => {
                 return Ok(Answer {
-                    worker: id.clone(),
+                    worker: id,
                     text,
                     finish: finish_reason,
                     usage,
                     ttft_ms,
-                    latency_ms: ms(started),
+                    latency_ms: ms(t0),
                 });
             }
-            Err(e) => return Err(fail(e.kind(), e.to_string(), ttft_ms, tokens)),
+            Some(Err(e)) => break Some(e),
+            None => break None,
         }
-    }
-    Err(fail("disconnected", "the worker went away mid-answer".into(), ttft_ms, tokens))
+    };
+    let (kind, wire, message) = failure_kind(err.as_ref());
+    Err(Failure { worker: id, kind, wire, message, ttft_ms, latency_ms: ms(t0), tokens })
 }
 
 /// Whole-answer attempts running in parallel, with the retry budget: the part race and
 /// best-of-n share.
 pub(crate) struct Attempts {
     pub(crate) set: tokio::task::JoinSet<Result<Answer, Failure>>,
-    /// Workers asked so far (a retry never asks one twice).
-    tried: HashSet<String>,
+    /// Workers this job has asked (shared with dispatch, so a retry never asks one twice).
+    tried: Tried,
     /// Workers whose attempt has not finished.
     pub(crate) running: HashSet<String>,
     retries: usize,
-    started: Instant,
+    busy_retries: usize,
+    t0: Instant,
 }
 
 impl Attempts {
-    /// Starts an attempt on each of `workers`.
-    pub(crate) fn start(
-        inner: &Inner,
-        job: &Job,
-        workers: Vec<Arc<dyn Worker>>,
-        started: Instant,
-    ) -> Self {
+    /// Runs each of `started` to completion.
+    pub(crate) fn start(inner: &Inner, started: Vec<Started>, tried: Tried, t0: Instant) -> Self {
         let mut a = Self {
             set: tokio::task::JoinSet::new(),
-            tried: HashSet::new(),
+            tried,
             running: HashSet::new(),
             retries: inner.max_retries(),
-            started,
+            busy_retries: MAX_BUSY_RETRIES,
+            t0,
         };
-        for w in workers {
-            a.spawn(w, job);
+        for s in started {
+            a.spawn(s);
         }
         a
     }
 
-    fn spawn(&mut self, w: Arc<dyn Worker>, job: &Job) {
-        self.tried.insert(w.id().to_string());
-        self.running.insert(w.id().to_string());
-        self.set.spawn(whole(w, job.request.clone(), self.started));
+    fn spawn(&mut self, s: Started) {
+        self.running.insert(s.worker.id().to_string());
+        self.set.spawn(whole(s, self.t0));
     }
 
     /// Records that `worker` finished.
@@ -138,15 +147,38 @@ impl Attempts {
         self.running.remove(worker);
     }
 
-    /// After a failure: starts an attempt on an untried eligible worker, if the budget allows.
-    pub(crate) fn retry(&mut self, inner: &Inner, job: &Job) {
-        if self.retries == 0 {
+    /// After `failure`: starts an attempt on another worker if the budget allows. With other
+    /// attempts still running it takes only a worker that is free now; with none left it waits
+    /// (until `until`) for one to free up. A worker that was only busy may be asked again.
+    pub(crate) async fn retry(
+        &mut self,
+        inner: &Inner,
+        job: &Job,
+        failure: &Failure,
+        until: tokio::time::Instant,
+    ) {
+        let busy = failure.wire.is_busy();
+        let left = if busy { self.busy_retries } else { self.retries };
+        if left == 0 {
             return;
         }
-        if let Some(w) = inner.replacement(job, &self.tried) {
-            self.retries -= 1;
-            tracing::info!(worker = w.id(), "retrying on another worker");
-            self.spawn(w, job);
+        if busy {
+            self.tried.remove(&failure.worker);
+        }
+        let wait = if self.running.is_empty() { until } else { tokio::time::Instant::now() };
+        match inner.start(job, &job.request, 1, &self.tried, wait).await {
+            Ok(started) => {
+                for s in started {
+                    if busy {
+                        self.busy_retries -= 1;
+                    } else {
+                        self.retries -= 1;
+                    }
+                    tracing::info!(worker = s.worker.id(), "retrying on another worker");
+                    self.spawn(s);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "no worker for a retry"),
         }
     }
 }

@@ -11,9 +11,9 @@ use nova_router::{Candidate, Reranker, RuleReranker};
 
 use super::{
     attempt::{Answer, Attempts, Failure},
+    dispatch::{Started, Tried},
     Inner,
 };
-use crate::Worker;
 
 fn prompt_text(p: &Prompt) -> String {
     match p {
@@ -27,10 +27,11 @@ fn prompt_text(p: &Prompt) -> String {
 pub(crate) async fn run(
     inner: &Arc<Inner>,
     job: &Job,
-    workers: Vec<Arc<dyn Worker>>,
+    workers: Vec<Started>,
+    tried: Tried,
     started: Instant,
 ) -> Result<JobResult, InferError> {
-    let mut running = Attempts::start(inner, job, workers, started);
+    let mut running = Attempts::start(inner, workers, tried, started);
     let judge_at = tokio::time::Instant::from_std(started) + job.deadline.mul_f64(0.9);
     let mut answers: Vec<Answer> = Vec::new();
     let mut failures: Vec<Failure> = Vec::new();
@@ -48,8 +49,12 @@ pub(crate) async fn run(
             Some(Ok(Err(f))) => {
                 inner.metrics.attempt(f.kind);
                 running.finished(&f.worker);
+                if let Some(e) = f.rejection() {
+                    running.set.abort_all();
+                    return Err(e);
+                }
+                running.retry(inner, job, &f, judge_at).await;
                 failures.push(f);
-                running.retry(inner, job);
             }
             Some(Err(e)) => tracing::error!(error = %e, "attempt task failed"),
         }
@@ -98,6 +103,7 @@ pub(crate) async fn run(
             attempts,
             latency_ms: started.elapsed().as_secs_f64() * 1000.0,
             ttft_ms: winner.ttft_ms,
+            handovers: Vec::new(),
         },
     })
 }

@@ -3,21 +3,27 @@
 //! Whole answers: the first *complete* answer wins, so a worker that dies mid-generation never
 //! matters while another is still running; failures are replaced by untried workers while the
 //! retry budget lasts. Streamed answers: the first worker to produce a token wins and is
-//! streamed to the client; if it fails before its first token another one is used, and if it
-//! fails after, the stream ends with an explicit error (the client has seen partial text).
+//! streamed to the client; if it fails before its first token another one is used. If it
+//! fails after, the answer is handed over: another worker continues from the prompt plus the
+//! text the client already has (see `nova_proto::Resume`), so the client sees one
+//! uninterrupted stream (with greedy decoding, the text of a fault-free run). Only when no
+//! worker can continue does the stream end with an error event.
 
-use std::{collections::HashSet, sync::Arc, time::Instant};
+use std::{sync::Arc, time::Instant};
 
-use nova_api::{Attempt, InferError, Job, JobEvent, JobResult, Trace};
-use nova_engine::EngineError;
-use nova_proto::TokenEvent;
-use tokio::{sync::mpsc, task::JoinSet};
+use nova_api::{Attempt, Handover, InferError, Job, JobEvent, JobResult, Trace};
+use nova_engine::{EngineError, TokenStream};
+use nova_proto::{TaskId, TokenEvent};
+use tokio::{
+    sync::mpsc,
+    task::{AbortHandle, JoinSet},
+};
 
 use super::{
-    attempt::{Answer, Attempts, Failure},
+    attempt::{failure_kind, ms, rejected, Answer, Attempts, Failure, MAX_BUSY_RETRIES},
+    dispatch::{Started, Tried},
     Inner,
 };
-use crate::Worker;
 
 fn won(a: &Answer, outcome: &str) -> Attempt {
     Attempt {
@@ -31,13 +37,13 @@ fn won(a: &Answer, outcome: &str) -> Attempt {
     }
 }
 
-fn cancelled(worker: &str, started: Instant) -> Attempt {
+fn attempt(worker: &str, outcome: &str, t0: Instant, ttft_ms: Option<f64>, tokens: u32) -> Attempt {
     Attempt {
         worker: worker.into(),
-        outcome: "cancelled".into(),
-        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-        ttft_ms: None,
-        tokens: 0,
+        outcome: outcome.into(),
+        latency_ms: ms(t0),
+        ttft_ms,
+        tokens,
         score: None,
         text: None,
     }
@@ -48,26 +54,31 @@ fn all_failed(failures: &[Failure]) -> InferError {
     InferError::Failed { message: format!("all {} attempts failed; last: {last}", failures.len()) }
 }
 
+fn deadline(job: &Job, t0: Instant) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(t0) + job.deadline
+}
+
 pub(crate) async fn whole(
     inner: &Arc<Inner>,
     job: &Job,
-    workers: Vec<Arc<dyn Worker>>,
-    started: Instant,
+    started: Vec<Started>,
+    tried: Tried,
+    t0: Instant,
 ) -> Result<JobResult, InferError> {
-    let mut attempts_running = Attempts::start(inner, job, workers, started);
+    let mut running = Attempts::start(inner, started, tried, t0);
     let mut failures: Vec<Failure> = Vec::new();
-    while let Some(joined) = attempts_running.set.join_next().await {
+    while let Some(joined) = running.set.join_next().await {
         match joined {
             Ok(Ok(answer)) => {
-                attempts_running.finished(&answer.worker);
+                running.finished(&answer.worker);
                 // Aborting the others drops their streams: they are cancelled.
-                attempts_running.set.abort_all();
+                running.set.abort_all();
                 inner.metrics.attempt("won");
                 let mut attempts: Vec<Attempt> = failures.iter().map(Failure::attempt).collect();
                 attempts.push(won(&answer, "won"));
-                for id in &attempts_running.running {
+                for id in &running.running {
                     inner.metrics.attempt("cancelled");
-                    attempts.push(cancelled(id, started));
+                    attempts.push(attempt(id, "cancelled", t0, None, 0));
                 }
                 return Ok(JobResult {
                     text: answer.text,
@@ -77,17 +88,21 @@ pub(crate) async fn whole(
                         strategy: job.strategy,
                         winner: Some(answer.worker),
                         attempts,
-                        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+                        latency_ms: ms(t0),
                         ttft_ms: answer.ttft_ms,
+                        handovers: Vec::new(),
                     },
                 });
             }
             Ok(Err(failure)) => {
                 tracing::warn!(worker = %failure.worker, error = %failure.message, "attempt failed");
                 inner.metrics.attempt(failure.kind);
-                attempts_running.finished(&failure.worker);
+                running.finished(&failure.worker);
+                if let Some(e) = failure.rejection() {
+                    return Err(e);
+                }
+                running.retry(inner, job, &failure, deadline(job, t0)).await;
                 failures.push(failure);
-                attempts_running.retry(inner, job);
             }
             Err(join) => tracing::error!(error = %join, "attempt task failed"),
         }
@@ -98,165 +113,207 @@ pub(crate) async fn whole(
 /// What a forwarder reports: a worker's event, or that its stream ended.
 type Forwarded = (usize, Option<Result<TokenEvent, EngineError>>);
 
-fn spawn_forwarder(
-    tasks: &mut JoinSet<()>,
-    idx: usize,
-    worker: Arc<dyn Worker>,
-    job: &Job,
-    out: mpsc::Sender<Forwarded>,
-) {
-    let req = job.request.clone();
-    tasks.spawn(async move {
-        let mut stream = match worker.submit(req) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = out.send((idx, Some(Err(e)))).await;
-                return;
+/// The streams of one streamed race: forwarders feeding one channel, by index.
+struct Streams {
+    tasks: JoinSet<()>,
+    aborts: Vec<AbortHandle>,
+    ids: Vec<String>,
+    tx: mpsc::Sender<Forwarded>,
+    rx: mpsc::Receiver<Forwarded>,
+}
+
+impl Streams {
+    fn new() -> Self {
+        let (tx, rx) = mpsc::channel(64);
+        Self { tasks: JoinSet::new(), aborts: Vec::new(), ids: Vec::new(), tx, rx }
+    }
+
+    /// Forwards `s`'s events; returns its index.
+    fn add(&mut self, s: Started) -> usize {
+        let idx = self.ids.len();
+        self.ids.push(s.worker.id().to_string());
+        let out = self.tx.clone();
+        let mut stream: TokenStream = s.stream;
+        self.aborts.push(self.tasks.spawn(async move {
+            while let Some(ev) = stream.recv().await {
+                let failed = ev.is_err();
+                // An error ends the stream: report it once, not again as a disconnect.
+                if out.send((idx, Some(ev))).await.is_err() || failed {
+                    return;
+                }
             }
-        };
-        while let Some(ev) = stream.recv().await {
-            let failed = ev.is_err();
-            // An error ends the stream: report it once, not again as a disconnect.
-            if out.send((idx, Some(ev))).await.is_err() || failed {
-                return;
+            let _ = out.send((idx, None)).await;
+        }));
+        idx
+    }
+
+    /// Stops every stream but `keep`'s: dropping a stream cancels it on its worker.
+    fn cancel_all_but(&self, keep: usize) {
+        for (i, a) in self.aborts.iter().enumerate() {
+            if i != keep {
+                a.abort();
             }
         }
-        let _ = out.send((idx, None)).await;
-    });
+    }
+
+    /// The next event of stream `idx`, skipping any others still in the channel.
+    async fn next_of(&mut self, idx: usize) -> Option<Result<TokenEvent, EngineError>> {
+        loop {
+            match self.rx.recv().await {
+                Some((i, ev)) if i == idx => return ev,
+                Some(_) => continue,
+                None => return None,
+            }
+        }
+    }
 }
 
 pub(crate) async fn streamed(
     inner: &Arc<Inner>,
     job: &Job,
-    workers: Vec<Arc<dyn Worker>>,
+    started: Vec<Started>,
+    tried: Tried,
     tx: &mpsc::Sender<JobEvent>,
-    started: Instant,
+    t0: Instant,
 ) -> Result<JobResult, InferError> {
-    let ms = || started.elapsed().as_secs_f64() * 1000.0;
-    let (ev_tx, mut ev_rx) = mpsc::channel::<Forwarded>(64);
-    let mut tasks = JoinSet::new();
-    let mut ids: Vec<String> = Vec::new();
-    let mut tried = HashSet::new();
+    let until = deadline(job, t0);
+    let mut streams = Streams::new();
     let mut live = 0usize;
-    for w in workers {
-        tried.insert(w.id().to_string());
-        ids.push(w.id().to_string());
-        spawn_forwarder(&mut tasks, ids.len() - 1, w, job, ev_tx.clone());
+    for s in started {
+        streams.add(s);
         live += 1;
     }
     let mut attempts = Vec::new();
-    let mut retries = inner.max_retries();
+    let (mut retries, mut busy_retries) = (inner.max_retries(), MAX_BUSY_RETRIES);
 
     // Phase 1: the first worker to say anything useful wins.
-    let (winner, first) = loop {
-        let Some((idx, ev)) = ev_rx.recv().await else {
+    let (mut current, first) = loop {
+        let Some((idx, ev)) = streams.rx.recv().await else {
             return Err(InferError::Failed { message: "no worker answered".into() });
         };
-        let (kind, msg) = match ev {
+        let err = match ev {
             Some(Ok(ev)) => break (idx, ev),
-            Some(Err(e)) => (e.kind(), e.to_string()),
-            None => ("disconnected", "the worker went away".to_string()),
+            Some(Err(e)) => Some(e),
+            None => None,
         };
+        let (kind, wire, msg) = failure_kind(err.as_ref());
+        let worker = streams.ids[idx].clone();
         inner.metrics.attempt(kind);
-        attempts.push(Attempt {
-            worker: ids[idx].clone(),
-            outcome: kind.into(),
-            latency_ms: ms(),
-            ttft_ms: None,
-            tokens: 0,
-            score: None,
-            text: None,
-        });
-        let last_error = format!("{}: {msg}", ids[idx]);
+        attempts.push(attempt(&worker, kind, t0, None, 0));
         live -= 1;
-        if retries > 0 {
-            if let Some(w) = inner.replacement(job, &tried) {
-                retries -= 1;
-                tried.insert(w.id().to_string());
-                ids.push(w.id().to_string());
-                spawn_forwarder(&mut tasks, ids.len() - 1, w, job, ev_tx.clone());
-                live += 1;
+        if wire.is_client_error() {
+            return Err(rejected(wire, &msg));
+        }
+        let budget = if wire.is_busy() { &mut busy_retries } else { &mut retries };
+        if *budget > 0 {
+            if wire.is_busy() {
+                tried.remove(&worker);
+            }
+            // Wait for a free worker only when nothing else is still running.
+            let wait = if live == 0 { until } else { tokio::time::Instant::now() };
+            if let Ok(more) = inner.start(job, &job.request, 1, &tried, wait).await {
+                for s in more {
+                    *budget -= 1;
+                    streams.add(s);
+                    live += 1;
+                }
             }
         }
         if live == 0 {
             return Err(InferError::Failed {
-                message: format!("every worker failed; last: {last_error}"),
+                message: format!("every worker failed; last: {worker}: {msg}"),
             });
         }
     };
-    // Cancel the losers: their forwarders drop their streams.
-    drop(ev_tx);
-    let winner_id = ids[winner].clone();
-    for (i, id) in ids.iter().enumerate() {
-        if i != winner && !attempts.iter().any(|a: &Attempt| &a.worker == id) {
+    streams.cancel_all_but(current);
+    for (i, id) in streams.ids.iter().enumerate() {
+        if i != current && !attempts.iter().any(|a: &Attempt| &a.worker == id) {
             inner.metrics.attempt("cancelled");
-            attempts.push(cancelled(id, started));
+            attempts.push(attempt(id, "cancelled", t0, None, 0));
         }
     }
-    let ttft_ms = Some(ms());
+
+    // Phase 2: stream the winner; hand over to another worker if it fails.
+    let ttft_ms = Some(ms(t0));
     let mut text = String::new();
-    let mut tokens = 0u32;
+    let mut sent = 0u32;
+    let mut handovers: Vec<Handover> = Vec::new();
+    // Workers that failed this job: a continuation never goes to one of them, though the
+    // race's cancelled losers are fine.
+    let failed = Tried::default();
+    let mut took_over_at: Option<f64> = None;
     let mut next = Some(first);
     loop {
         let ev = match next.take() {
             Some(ev) => Some(Ok(ev)),
-            None => loop {
-                match ev_rx.recv().await {
-                    Some((i, ev)) if i == winner => break ev,
-                    Some(_) => continue,
-                    None => break None,
-                }
-            },
+            None => streams.next_of(current).await,
         };
-        match ev {
+        let err = match ev {
             Some(Ok(TokenEvent::Token { text: t })) => {
-                tokens += 1;
+                sent += 1;
                 text.push_str(&t);
                 if tx.send(JobEvent::Token(t)).await.is_err() {
                     return Err(InferError::Shutdown);
                 }
+                continue;
             }
             Some(Ok(TokenEvent::Done { finish_reason, usage })) => {
-                tasks.abort_all();
+                streams.tasks.abort_all();
                 inner.metrics.attempt("won");
-                attempts.push(Attempt {
-                    worker: winner_id.clone(),
-                    outcome: "won".into(),
-                    latency_ms: ms(),
-                    ttft_ms,
-                    tokens: usage.completion_tokens,
-                    score: None,
-                    text: None,
-                });
+                let winner = streams.ids[current].clone();
+                attempts.push(attempt(
+                    &winner,
+                    "won",
+                    t0,
+                    took_over_at.or(ttft_ms),
+                    usage.completion_tokens,
+                ));
                 return Ok(JobResult {
                     text,
                     finish_reason,
                     usage,
                     trace: Trace {
                         strategy: job.strategy,
-                        winner: Some(winner_id),
+                        winner: Some(winner),
                         attempts,
-                        latency_ms: ms(),
+                        latency_ms: ms(t0),
                         ttft_ms,
+                        handovers,
                     },
                 });
             }
-            Some(Err(e)) => {
-                inner.metrics.attempt(e.kind());
-                return Err(InferError::Failed {
-                    message: format!(
-                        "worker {winner_id} failed after streaming {tokens} tokens: {e}"
-                    ),
-                });
-            }
-            None => {
-                inner.metrics.attempt("disconnected");
-                return Err(InferError::Failed {
-                    message: format!(
-                        "worker {winner_id} went away after streaming {tokens} tokens"
-                    ),
-                });
-            }
+            Some(Err(e)) => Some(e),
+            None => None,
+        };
+        let (kind, wire, msg) = failure_kind(err.as_ref());
+        let from = streams.ids[current].clone();
+        inner.metrics.attempt(kind);
+        attempts.push(attempt(&from, kind, t0, ttft_ms, sent));
+        failed.insert(&from);
+        tracing::warn!(worker = %from, error = %msg, tokens = sent, "streaming worker failed; handing over");
+        let gone = |why: String| InferError::Failed {
+            message: format!("worker {from} failed after streaming {sent} tokens ({msg}); {why}"),
+        };
+        if wire.is_client_error() || handovers.len() > inner.max_retries() {
+            return Err(gone("no more hand-overs".into()));
         }
+        let id = TaskId(job.request.id.0.wrapping_add(handovers.len() as u64 + 1));
+        let resumed = job.request.resumed(id, text.clone());
+        let mut more = inner
+            .start(job, &resumed, 1, &failed, until)
+            .await
+            .map_err(|e| gone(format!("no worker could continue it: {e}")))?;
+        let Some(s) = more.pop() else {
+            return Err(gone("no worker could continue it".into()));
+        };
+        handovers.push(Handover {
+            from,
+            to: s.worker.id().to_string(),
+            after_tokens: sent,
+            at_ms: ms(t0),
+            reason: kind.into(),
+        });
+        took_over_at = Some(ms(t0));
+        current = streams.add(s);
     }
 }

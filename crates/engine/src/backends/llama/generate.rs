@@ -68,7 +68,18 @@ impl Generator<'_> {
         tx: &Tx,
     ) -> Result<(), Abort> {
         let params = &req.params;
-        let tokens = self.tokenize(&req.prompt)?;
+        let prompt_tokens = self.tokenize(&req.prompt)?;
+        // Continuing another worker's answer: its text so far follows the prompt as the start
+        // of this model's own answer (plain text, no special tokens).
+        let resumed = match &req.resume {
+            Some(r) if !r.text.is_empty() => {
+                self.model.vocab().tokenize(r.text.as_bytes(), false, false)
+            }
+            _ => Vec::new(),
+        };
+        let mut tokens = prompt_tokens;
+        let n_prompt = tokens.len();
+        tokens.extend_from_slice(&resumed);
         let n_ctx = ctx.n_ctx();
         if tokens.len() >= n_ctx as usize {
             return Err(EngineError::PromptTooLong { tokens: tokens.len(), n_ctx }.into());
@@ -97,9 +108,12 @@ impl Generator<'_> {
 
         let gen_started = Instant::now();
         let mut sampler = build_sampler(self.model, params);
+        // The repetition penalties must see the resumed tokens as this answer's own, exactly as
+        // the first worker's sampler did, or greedy decoding would take another path.
+        sampler.accept_many(&resumed);
         let vocab = self.model.vocab();
         let mut filter = OutputFilter::new(&params.stop);
-        let mut generated: u32 = 0;
+        let mut generated: u32 = resumed.len() as u32;
         let mut logits_idx = batch.n_tokens() - 1;
         let finish = loop {
             if generated >= params.max_tokens {
@@ -135,7 +149,7 @@ impl Generator<'_> {
             send(tx, TokenEvent::Token { text: rest })?;
         }
         let usage = Usage {
-            prompt_tokens: tokens.len() as u32,
+            prompt_tokens: n_prompt as u32,
             completion_tokens: generated,
             prompt_ms,
             generation_ms: ms_since(gen_started),
