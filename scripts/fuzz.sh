@@ -3,7 +3,7 @@
 # 20) from its committed seed corpus (fuzz/corpus/<target>/, never modified: new inputs go to a
 # scratch directory). Fails if any target crashes, hangs or leaks; the input that did it is saved
 # under fuzz/artifacts/<target>/ and the libFuzzer output names it. Installs cargo-fuzz (from
-# crates.io) only when it is missing; needs the nightly toolchain, which setup.sh installs.
+# crates.io) only when it is missing; needs the nightly toolchain (rustup toolchain install nightly).
 #   scripts/fuzz.sh                 all targets, 20 s each
 #   FUZZ_SECONDS=300 scripts/fuzz.sh sse p2p_frame
 set -euo pipefail
