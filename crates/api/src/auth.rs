@@ -25,11 +25,34 @@ pub(crate) async fn require_token(
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .ok_or(ApiError::Unauthorized("missing bearer token"))?;
-    if digest(given.trim()) != state.token_digest {
+    if digest(given) != state.token_digest {
         tracing::warn!("request with a wrong bearer token refused");
         return Err(ApiError::Unauthorized("wrong bearer token"));
     }
     Ok(next.run(req).await)
+}
+
+/// The token of an `Authorization` value in the `Bearer` scheme. Schemes are case-insensitive
+/// (RFC 7235 §2.1) and clients differ in the whitespace they put around the token.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once([' ', '\t'])?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_scheme_is_case_insensitive_and_spaces_are_forgiven() {
+        for value in ["Bearer t0k", "bearer t0k", "BEARER t0k", "BeArEr   t0k  ", "Bearer\tt0k"] {
+            assert_eq!(bearer_token(value), Some("t0k"), "{value:?}");
+        }
+        for value in ["Basic t0k", "Bearer", "Bearer   ", "Bearert0k", "t0k", ""] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
+    }
 }

@@ -8,6 +8,7 @@
 //! - `GET /v1/swarm/events`: the same view, live, as server-sent events (for the dashboard).
 //! - `GET /bundle/latest`, `GET /bundle/latest.sig`: the latest signed update bundle and its
 //!   manifest ([`Bundles`] port).
+//! - JSON bodies are parsed whatever their `Content-Type`, so `curl -d` works as pasted.
 //! - `GET /healthz`: liveness; `GET /`: the web dashboard's page, which holds no data. These are
 //!   the only routes without a bearer token.
 //!
@@ -15,9 +16,12 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod auth;
+mod body;
 mod bundle;
 mod dashboard;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod openai;
 mod port;
 mod submit;

@@ -1,18 +1,14 @@
 //! nova's native endpoints: `POST /submit`, `GET /v1/swarm`, `GET /metrics`.
 
-use axum::{
-    extract::{rejection::JsonRejection, State},
-    http::header,
-    response::IntoResponse,
-    Json,
-};
+use axum::{extract::State, http::header, response::IntoResponse, Json};
 use nova_proto::{normalize_tags, ChatMessage, Prompt, SamplingParams, ValidRequest};
 use nova_router::Strategy;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::{
-    openai::chat::{bad_json, task_id, wait, DEADLINE},
+    body::JsonBody,
+    openai::chat::{task_id, wait, DEADLINE},
     ApiError, AppState, Job,
 };
 
@@ -38,9 +34,8 @@ pub(crate) struct SubmitRequest {
 
 pub(crate) async fn handle(
     State(state): State<AppState>,
-    body: Result<Json<SubmitRequest>, JsonRejection>,
+    JsonBody(req): JsonBody<SubmitRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(req) = body.map_err(bad_json)?;
     let messages = match (req.prompt, req.messages) {
         (Some(p), None) => vec![ChatMessage::user(p)],
         (None, Some(m)) => m,

@@ -13,8 +13,9 @@ mod output;
 
 use std::fmt;
 
+#[cfg(feature = "llama")]
+pub use backends::llama::{BenchReport, BenchSpec, BenchTest, LlamaConfig, LlamaEngine};
 pub use backends::{
-    llama::{BenchReport, BenchSpec, BenchTest, LlamaConfig, LlamaEngine},
     openai_http::{OpenAiHttpConfig, OpenAiHttpEngine},
     scripted::{Script, ScriptedEngine},
 };
@@ -78,4 +79,27 @@ pub async fn collect(mut stream: TokenStream) -> Result<(String, TokenEvent), En
         }
     }
     Err(EngineError::Shutdown)
+}
+
+/// Entry points for the fuzz targets under `fuzz/`; not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::{backends::openai_http::sse, EngineError, TokenEvent};
+
+    /// Decodes `input` as an OpenAI-compatible server's event stream arriving in pieces of
+    /// `piece` bytes, exactly as the `openai_http` backend does: the events it would send, and
+    /// the error that would end the stream.
+    pub fn decode_sse(input: &[u8], piece: usize) -> (Vec<TokenEvent>, Option<EngineError>) {
+        let (events, err) = sse::decode_all(input, piece);
+        let events = events
+            .into_iter()
+            .map(|e| match e {
+                sse::Event::Token(text) => TokenEvent::Token { text },
+                sse::Event::Done { finish_reason, usage } => {
+                    TokenEvent::Done { finish_reason, usage }
+                }
+            })
+            .collect();
+        (events, err)
+    }
 }

@@ -52,8 +52,10 @@ pub struct P2pSettings {
 
 impl P2pSettings {
     /// Checks what [`P2p::spawn`] would refuse without starting anything, so a caller can fail
-    /// before slow work (loading a model): mDNS on a loopback-only address.
+    /// before slow work (loading a model): mDNS on a loopback-only address, a TCP port someone
+    /// already listens on.
     pub fn check(&self) -> Result<(), SpawnError> {
+        nova_p2p::ensure_port_free(&self.listen).map_err(|e| SpawnError::P2p(e.to_string()))?;
         let loopback = self.listen.iter().any(|p| match p {
             nova_p2p::Protocol::Ip4(ip) => ip.is_loopback(),
             nova_p2p::Protocol::Ip6(ip) => ip.is_loopback(),

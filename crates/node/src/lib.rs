@@ -32,6 +32,7 @@ pub use http_server::HttpConfig;
 pub use join::JoinTarget;
 pub use local_engine::{EngineSpec, LocalEngine};
 pub use membership::MAX_MEMBERS;
+pub use nova_store::secure_dir;
 pub use remote::RemoteWorker;
 pub use serve_tasks::{peer_of, run_worker, WorkerInfo};
 pub use spawn_error::SpawnError;

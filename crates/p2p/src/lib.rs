@@ -29,7 +29,7 @@ pub mod wire;
 pub use key::load_or_create_key;
 pub use libp2p::{identity::Keypair, multiaddr::Protocol, Multiaddr, PeerId, Stream};
 pub use libp2p_stream::{Control, OpenStreamError};
-pub use node::{P2p, P2pConfig, P2pError};
+pub use node::{ensure_port_free, P2p, P2pConfig, P2pError};
 
 /// Protocol of the membership stream.
 pub const MEMBERSHIP: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/nova/membership/1");

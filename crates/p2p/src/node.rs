@@ -22,9 +22,17 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{behaviour::Behaviour, key::psk};
 
+mod throttle;
+
+use throttle::RefusalLog;
+
 /// Most peers remembered from mDNS at once; a LAN flooding us with announcements cannot grow
 /// memory without bound.
 const MAX_DISCOVERED: usize = 1024;
+
+/// At most one full "refused an incoming connection" warning per this long; the others in the
+/// same window are summed into one line.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Settings of a node's p2p side.
 #[derive(Debug, Clone)]
@@ -114,6 +122,49 @@ impl std::fmt::Debug for P2p {
     }
 }
 
+/// Fails when someone already listens on `addr`'s TCP port. [`P2p::spawn`] checks this itself;
+/// a caller may check first to fail before slow work.
+///
+/// libp2p-tcp marks every listening socket `SO_REUSEPORT` and has no setting to turn that off,
+/// so a second node bound to a taken port succeeds and the kernel then splits incoming
+/// connections between the two: workers holding the other node's secret fail their handshake
+/// at random. A plain bind (no `SO_REUSEPORT`) fails wherever anyone listens, so it is tried
+/// first and released at once. Port 0 (any free port) and non-TCP addresses need no check. Two
+/// nodes starting in the same instant can still both pass; that window is the time between
+/// this probe and libp2p's own bind.
+pub fn ensure_port_free(addr: &Multiaddr) -> Result<(), P2pError> {
+    use libp2p::multiaddr::Protocol;
+    let mut ip = None;
+    let mut port = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    let (Some(ip), Some(port)) = (ip, port) else { return Ok(()) };
+    if port == 0 {
+        return Ok(());
+    }
+    match std::net::TcpListener::bind((ip, port)) {
+        Ok(_probe) => Ok(()),
+        Err(e) => {
+            let reason = if e.kind() == std::io::ErrorKind::AddrInUse {
+                format!(
+                    "TCP port {port} is already in use (another `nova serve`?). Stop that \
+                     process, or give this one another p2p port, e.g. \
+                     `--p2p-listen /ip4/127.0.0.1/tcp/0` for any free one"
+                )
+            } else {
+                e.to_string()
+            };
+            Err(P2pError::Listen { addr: addr.clone(), reason })
+        }
+    }
+}
+
 fn is_loopback(addr: &Multiaddr) -> bool {
     use libp2p::multiaddr::Protocol;
     addr.iter().any(|p| match p {
@@ -161,6 +212,7 @@ impl P2p {
             .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
             .build();
         for addr in &config.listen {
+            ensure_port_free(addr)?;
             swarm
                 .listen_on(addr.clone())
                 .map_err(|e| P2pError::Listen { addr: addr.clone(), reason: e.to_string() })?;
@@ -177,6 +229,7 @@ impl P2p {
             addrs: addr_tx,
             discovered: discovered_tx,
             refused: refused.clone(),
+            refusal_log: RefusalLog::new(REFUSAL_LOG_INTERVAL),
             pending: HashMap::new(),
         };
         let task = tokio::spawn(event_loop.run());
@@ -228,6 +281,15 @@ impl P2p {
     }
 }
 
+fn log_refusal_summary((count, over): (u64, Duration)) {
+    tracing::warn!(
+        count,
+        "{count} more incoming connections refused in the last {} s \
+         (wrong swarm secret, or not a nova node)",
+        over.as_secs()
+    );
+}
+
 /// The task that owns the libp2p `Swarm`.
 struct EventLoop {
     swarm: Swarm<Behaviour>,
@@ -235,16 +297,25 @@ struct EventLoop {
     addrs: watch::Sender<Vec<Multiaddr>>,
     discovered: watch::Sender<BTreeMap<PeerId, Vec<Multiaddr>>>,
     refused: Arc<AtomicU64>,
+    /// Which refusals get a log line.
+    refusal_log: RefusalLog,
     /// Dials waiting for their outcome, by connection id.
     pending: HashMap<ConnectionId, (Multiaddr, oneshot::Sender<Result<PeerId, P2pError>>)>,
 }
 
 impl EventLoop {
     async fn run(mut self) {
+        let mut summaries = tokio::time::interval(REFUSAL_LOG_INTERVAL);
+        summaries.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 Some(command) = self.commands.recv() => self.on_command(command),
                 event = self.swarm.select_next_some() => self.on_event(event),
+                _ = summaries.tick() => {
+                    if let Some(summary) = self.refusal_log.tick(std::time::Instant::now()) {
+                        log_refusal_summary(summary);
+                    }
+                }
             }
         }
     }
@@ -274,8 +345,15 @@ impl EventLoop {
             }
             SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
                 self.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(from = %send_back_addr, error = %error,
-                    "refused an incoming connection: wrong swarm secret, or not a nova node");
+                let verdict = self.refusal_log.refused(std::time::Instant::now());
+                if let Some(summary) = verdict.summary {
+                    log_refusal_summary(summary);
+                }
+                if verdict.log {
+                    tracing::warn!(from = %send_back_addr, error = %error,
+                        "refused an incoming connection: wrong swarm secret, or not a nova node \
+                         (further refusals are summed up once a minute)");
+                }
             }
             SwarmEvent::OutgoingConnectionError { connection_id, peer_id, error } => {
                 if let Some((addr, reply)) = self.pending.remove(&connection_id) {
@@ -346,5 +424,52 @@ impl EventLoop {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(listen: Multiaddr, secret: &str) -> P2pConfig {
+        P2pConfig {
+            key: Keypair::generate_ed25519(),
+            secret: secret.into(),
+            listen: vec![listen],
+            idle_timeout: Duration::from_secs(60),
+            mdns: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_fails_at_start_with_a_useful_message(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        // A fixed port, as `nova serve` uses by default: found free, then given to both nodes.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse()?;
+        let first = P2p::spawn(config(addr.clone(), "one"))?;
+        let listening =
+            tokio::time::timeout(Duration::from_secs(10), first.listen_addrs()).await??;
+        assert!(listening[0].to_string().starts_with(&addr.to_string()));
+
+        let second = P2p::spawn(config(addr.clone(), "two"));
+        let Err(err @ P2pError::Listen { .. }) = second else {
+            panic!("a second node on {addr} must not start: {second:?}");
+        };
+        let msg = err.to_string();
+        assert!(msg.contains(&addr.to_string()), "names the address: {msg}");
+        assert!(msg.contains("already in use"), "says why: {msg}");
+        assert!(msg.contains("/ip4/127.0.0.1/tcp/0"), "says what to do: {msg}");
+        drop(first);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn port_zero_and_a_free_port_need_no_probe() -> Result<(), Box<dyn std::error::Error>> {
+        ensure_port_free(&"/ip4/127.0.0.1/tcp/0".parse()?)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        ensure_port_free(&format!("/ip4/127.0.0.1/tcp/{port}").parse()?)?;
+        ensure_port_free(&"/memory/1".parse()?)?;
+        Ok(())
     }
 }

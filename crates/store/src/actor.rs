@@ -18,6 +18,8 @@ const BATCH: usize = 256;
 const PRUNE_EVERY: usize = 1024;
 
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
+    crate::private::create_private(path)
+        .map_err(|e| StoreError::Io(path.display().to_string(), e))?;
     let conn = Connection::open(path)?;
     // WAL lets readers (e.g. `sqlite3` by hand) look while the node writes; NORMAL sync is
     // durable across crashes of the process, which is what a registry needs.
@@ -26,6 +28,14 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     migrate(&conn)?;
     prune(&conn)?;
+    // SQLite gives its -wal and -shm files the database's mode, so they are already private;
+    // files left by an older version that made them 0644 are tightened here.
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        crate::private::restrict(Path::new(&side))
+            .map_err(|e| StoreError::Io(Path::new(&side).display().to_string(), e))?;
+    }
     Ok(conn)
 }
 

@@ -7,6 +7,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod actor;
+mod private;
 
 use std::path::Path;
 
@@ -14,6 +15,8 @@ use nova_proto::NodeStatus;
 use nova_router::winrate::Record;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
+
+pub use private::{secure_dir, DIR_MODE, FILE_MODE};
 
 /// Commands waiting for the actor, at most.
 const QUEUE: usize = 1024;
@@ -66,6 +69,9 @@ pub enum StoreError {
     /// SQLite refused; the message says why (disk full, corrupt file, …).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The database file could not be created or made private (mode 0600).
+    #[error("{0}: {1}")]
+    Io(String, #[source] std::io::Error),
     /// The actor has stopped; nothing more is stored.
     #[error("the store has shut down")]
     Shutdown,
@@ -99,7 +105,8 @@ impl std::fmt::Debug for Command {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and starts the actor thread.
+    /// Opens (creating if needed) the database at `path` and starts the actor thread. The
+    /// database and its -wal and -shm files are made owner-only (0600) whatever the umask.
     /// Blocking: opening runs migrations.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = actor::open(path)?;

@@ -6,7 +6,7 @@ use std::{
 };
 
 use axum::{
-    extract::{rejection::JsonRejection, State},
+    extract::State,
     response::{
         sse::{Event, KeepAlive, Sse},
         IntoResponse, Response,
@@ -19,7 +19,7 @@ use nova_router::Strategy;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::{ApiError, AppState, InferError, Job, JobEvent, JobEvents, JobResult};
+use crate::{body::JsonBody, ApiError, AppState, InferError, Job, JobEvent, JobEvents, JobResult};
 
 /// Default deadline of a job.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(120);
@@ -104,19 +104,10 @@ fn now_s() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// Maps a JSON extractor rejection to an OpenAI-shaped 400.
-pub(crate) fn bad_json(e: JsonRejection) -> ApiError {
-    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::TooLarge;
-    }
-    ApiError::BadRequest(format!("invalid request body: {}", e.body_text()))
-}
-
 pub(crate) async fn handle(
     State(state): State<AppState>,
-    body: Result<Json<ChatRequest>, JsonRejection>,
+    JsonBody(req): JsonBody<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let Json(req) = body.map_err(bad_json)?;
     if req.n.unwrap_or(1) != 1 {
         return Err(ApiError::BadRequest(
             "only n = 1 is supported; use nova.strategy for ensembles".into(),

@@ -114,8 +114,8 @@ fn tempfile_in(dir: &Path) -> anyhow::Result<(std::path::PathBuf, std::fs::File)
 pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let mut signals = Signals::install()?;
     let data_dir = global.data_dir()?;
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    nova_node::secure_dir(&data_dir)
+        .with_context(|| format!("cannot create {} with mode 0700", data_dir.display()))?;
     let token_path = data_dir.join("api-token");
     let token = match args.token.clone() {
         Some(t) if !t.is_empty() => t,

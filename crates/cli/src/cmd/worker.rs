@@ -64,6 +64,8 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
     };
     let (sources, guard, interval) = args.guard.build()?;
     let data_dir = global.data_dir()?;
+    nova_node::secure_dir(&data_dir)
+        .with_context(|| format!("cannot create {} with mode 0700", data_dir.display()))?;
     let key = nova_p2p::load_or_create_key(&data_dir.join("node.key"))?;
     let (updates, update_line) = super::bundle::update_settings(global, &args.update)?;
     let joining = match &target {

@@ -2,12 +2,12 @@
 //! streams its server-sent events back as [`TokenEvent`]s, so a node can front an engine it does
 //! not embed.
 
-mod sse;
+pub(crate) mod sse;
 
 use std::{sync::Arc, time::Duration};
 
 use futures_util::StreamExt;
-use nova_proto::{FinishReason, Prompt, TokenEvent, Usage, ValidRequest};
+use nova_proto::{Prompt, TokenEvent, ValidRequest};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
@@ -189,10 +189,8 @@ impl Call {
             });
         }
         let mut bytes = resp.bytes_stream();
-        let mut lines = sse::LineSplitter::default();
-        let mut usage = Usage::default();
-        let mut finish = None;
-        let mut generated = 0u32;
+        let mut decoder = sse::Decoder::default();
+        let mut events = Vec::new();
         let started = std::time::Instant::now();
         loop {
             let chunk = tokio::time::timeout(self.config.idle_timeout, bytes.next())
@@ -206,37 +204,25 @@ impl Call {
             };
             let chunk =
                 chunk.map_err(|e| EngineError::Unavailable(format!("reading the stream: {e}")))?;
-            for line in lines.push(&chunk)? {
-                let Some(data) = line.strip_prefix("data:").map(str::trim) else { continue };
-                if data == "[DONE]" {
-                    if usage.completion_tokens == 0 {
-                        usage.completion_tokens = generated;
+            // Tokens decoded before a bad event are still sent, then the error.
+            let decoded = decoder.push(&chunk, &mut events);
+            for event in events.drain(..) {
+                match event {
+                    sse::Event::Token(text) => {
+                        if tx.send(Ok(TokenEvent::Token { text })).await.is_err() {
+                            return Ok(());
+                        }
                     }
-                    if usage.generation_ms == 0.0 {
-                        usage.generation_ms = started.elapsed().as_secs_f64() * 1000.0;
-                    }
-                    let finish_reason = finish.unwrap_or(FinishReason::Stop);
-                    let _ = tx.send(Ok(TokenEvent::Done { finish_reason, usage })).await;
-                    return Ok(());
-                }
-                let event = sse::parse_chunk(data)?;
-                if let Some(err) = event.error {
-                    return Err(EngineError::Upstream { status: None, message: err });
-                }
-                if let Some(u) = event.usage {
-                    usage.prompt_tokens = u.0;
-                    usage.completion_tokens = u.1;
-                }
-                if let Some(f) = event.finish {
-                    finish = Some(f);
-                }
-                if !event.text.is_empty() {
-                    generated += 1;
-                    if tx.send(Ok(TokenEvent::Token { text: event.text })).await.is_err() {
+                    sse::Event::Done { finish_reason, mut usage } => {
+                        if usage.generation_ms == 0.0 {
+                            usage.generation_ms = started.elapsed().as_secs_f64() * 1000.0;
+                        }
+                        let _ = tx.send(Ok(TokenEvent::Done { finish_reason, usage })).await;
                         return Ok(());
                     }
                 }
             }
+            decoded?;
         }
     }
 }

@@ -1,6 +1,8 @@
-//! Server-sent events as OpenAI-compatible servers send them: `data: {json}` lines.
+//! Server-sent events as OpenAI-compatible servers send them: `data: {json}` lines, ended by
+//! `data: [DONE]`. [`Decoder`] turns the raw bytes into token events with no I/O and no clock,
+//! so the parser can be tested and fuzzed on its own.
 
-use nova_proto::FinishReason;
+use nova_proto::{FinishReason, Usage};
 use serde_json::Value;
 
 use crate::EngineError;
@@ -10,12 +12,12 @@ const MAX_LINE: usize = 1 << 20;
 
 /// Splits a byte stream into lines without trusting it to ever send a newline.
 #[derive(Debug, Default)]
-pub(super) struct LineSplitter {
+struct LineSplitter {
     buf: Vec<u8>,
 }
 
 impl LineSplitter {
-    pub(super) fn push(&mut self, chunk: &[u8]) -> Result<Vec<String>, EngineError> {
+    fn push(&mut self, chunk: &[u8]) -> Result<Vec<String>, EngineError> {
         self.buf.extend_from_slice(chunk);
         let mut lines = Vec::new();
         while let Some(at) = self.buf.iter().position(|&b| b == b'\n') {
@@ -33,17 +35,93 @@ impl LineSplitter {
     }
 }
 
-/// What one `data:` chunk carried.
-#[derive(Debug, Default, PartialEq)]
-pub(super) struct Chunk {
-    pub(super) text: String,
-    pub(super) finish: Option<FinishReason>,
-    /// (prompt tokens, completion tokens)
-    pub(super) usage: Option<(u32, u32)>,
-    pub(super) error: Option<String>,
+/// What a stream decoded to.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Event {
+    /// A piece of generated text.
+    Token(String),
+    /// `[DONE]`: the stream is complete. `usage.generation_ms` is 0 (the decoder has no clock).
+    Done {
+        /// Why generation stopped (`stop` when the server never said).
+        finish_reason: FinishReason,
+        /// Token counts the server reported, else the number of text events seen.
+        usage: Usage,
+    },
 }
 
-pub(super) fn parse_chunk(data: &str) -> Result<Chunk, EngineError> {
+/// Decodes an upstream event stream, fed in arbitrary pieces.
+#[derive(Debug, Default)]
+pub(crate) struct Decoder {
+    lines: LineSplitter,
+    usage: Usage,
+    finish: Option<FinishReason>,
+    generated: u32,
+    done: bool,
+}
+
+impl Decoder {
+    /// Feeds `chunk`, appending what it completes to `out`. After [`Event::Done`] the rest is
+    /// ignored. On error, `out` holds the events decoded before it (they were valid).
+    pub(crate) fn push(&mut self, chunk: &[u8], out: &mut Vec<Event>) -> Result<(), EngineError> {
+        if self.done {
+            return Ok(());
+        }
+        for line in self.lines.push(chunk)? {
+            let Some(data) = line.strip_prefix("data:").map(str::trim) else { continue };
+            if data == "[DONE]" {
+                let mut usage = self.usage;
+                if usage.completion_tokens == 0 {
+                    usage.completion_tokens = self.generated;
+                }
+                let finish_reason = self.finish.unwrap_or(FinishReason::Stop);
+                out.push(Event::Done { finish_reason, usage });
+                self.done = true;
+                return Ok(());
+            }
+            let event = parse_chunk(data)?;
+            if let Some(message) = event.error {
+                return Err(EngineError::Upstream { status: None, message });
+            }
+            if let Some((prompt, completion)) = event.usage {
+                self.usage.prompt_tokens = prompt;
+                self.usage.completion_tokens = completion;
+            }
+            if event.finish.is_some() {
+                self.finish = event.finish;
+            }
+            if !event.text.is_empty() {
+                self.generated = self.generated.saturating_add(1);
+                out.push(Event::Token(event.text));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decodes `input` delivered in pieces of `piece` bytes (at least 1), as the fuzz target does:
+/// the events up to the end or the first error, and that error.
+pub(crate) fn decode_all(input: &[u8], piece: usize) -> (Vec<Event>, Option<EngineError>) {
+    let mut decoder = Decoder::default();
+    let mut out = Vec::new();
+    for chunk in input.chunks(piece.max(1)) {
+        if let Err(e) = decoder.push(chunk, &mut out) {
+            return (out, Some(e));
+        }
+    }
+    (out, None)
+}
+
+/// What one `data:` chunk carried.
+#[derive(Debug, Default, PartialEq)]
+struct Chunk {
+    text: String,
+    finish: Option<FinishReason>,
+    /// (prompt tokens, completion tokens)
+    usage: Option<(u32, u32)>,
+    error: Option<String>,
+}
+
+fn parse_chunk(data: &str) -> Result<Chunk, EngineError> {
     let v: Value = serde_json::from_str(data).map_err(|e| EngineError::Upstream {
         status: None,
         message: format!("malformed event ({e}): {}", data.chars().take(120).collect::<String>()),
@@ -103,5 +181,38 @@ mod tests {
         assert_eq!(c.error.as_deref(), Some("boom"));
         assert!(parse_chunk("not json").is_err());
         Ok(())
+    }
+
+    #[test]
+    fn decodes_a_stream_the_same_whatever_the_pieces() {
+        let stream = concat!(
+            ": keep-alive comment\r\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"Par\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"is é\"},\"finish_reason\":\"length\"}]}\n\n",
+            "data: [DONE]\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"after done\"}}]}\n",
+        );
+        let expected = vec![
+            Event::Token("Par".into()),
+            Event::Token("is é".into()),
+            Event::Done {
+                finish_reason: FinishReason::Length,
+                usage: Usage { completion_tokens: 2, ..Usage::default() },
+            },
+        ];
+        for piece in [1, 2, 3, 7, stream.len()] {
+            let (events, err) = decode_all(stream.as_bytes(), piece);
+            assert!(err.is_none(), "{err:?}");
+            assert_eq!(events, expected, "pieces of {piece}");
+        }
+    }
+
+    #[test]
+    fn an_error_event_keeps_the_tokens_before_it() {
+        let stream =
+            "data: {\"choices\":[{\"text\":\"a\"}]}\ndata: {\"error\":{\"message\":\"boom\"}}\n";
+        let (events, err) = decode_all(stream.as_bytes(), stream.len());
+        assert_eq!(events, vec![Event::Token("a".into())]);
+        assert!(matches!(err, Some(EngineError::Upstream { message, .. }) if message == "boom"));
     }
 }
