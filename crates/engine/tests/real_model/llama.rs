@@ -259,10 +259,5 @@ async fn a_resumed_greedy_answer_continues_exactly() -> Result<(), EngineError> 
     idle(&e).await;
     let q = "Write a long story about a dragon who learns to bake bread.";
     resume_matches(e.as_ref(), chat(q, greedy(120))).await;
-    let config = LlamaConfig::new(model_path("gemma3-270m"), "gemma3-270m").with_threads(Some(2));
-    let g = tokio::task::spawn_blocking(move || LlamaEngine::load(config)).await.expect("join")?;
-    let text = Prompt::Text("Once upon a time, in a village by the sea,".into());
-    let req = ValidRequest::new(TaskId(3), text, greedy(80), &Limits::default()).expect("valid");
-    resume_matches(&g, req).await;
     Ok(())
 }
