@@ -128,7 +128,8 @@ pub(crate) fn spawn(threads: u32, args: &[&str]) -> Proc {
 }
 
 /// A gateway on 127.0.0.1 (free ports, no local engine: workers bring theirs) with a 1.5 s
-/// staleness window, its API URL and the p2p address workers join. `extra` adds flags.
+/// staleness window (unless `extra` sets one), its API URL and the p2p address workers join.
+/// `extra` adds flags.
 pub(crate) fn spawn_gateway(token: &str, secret: &str, extra: &[&str]) -> (Proc, String, String) {
     let mut args = vec![
         "serve",
@@ -141,9 +142,10 @@ pub(crate) fn spawn_gateway(token: &str, secret: &str, extra: &[&str]) -> (Proc,
         token,
         "--secret",
         secret,
-        "--stale-after-ms",
-        "1500",
     ];
+    if !extra.contains(&"--stale-after-ms") {
+        args.extend_from_slice(&["--stale-after-ms", "1500"]);
+    }
     args.extend_from_slice(extra);
     let gateway = spawn(1, &args);
     let url = gateway.wait_for("nova gateway listening on ");

@@ -298,7 +298,10 @@ async fn asked(s: &Swarm, n: usize) -> Vec<String> {
 
 #[tokio::test]
 async fn a_guarded_worker_pauses_on_low_battery_and_heat_then_resumes() {
-    let s = gateway();
+    // The phone heartbeats every 5 s to prove pauses and resumes travel on their own; the
+    // gateway's staleness window must outlast that, or an idle paused phone reads as stale.
+    let (gateway, url, join) = crate::spawn_gateway(TOKEN, SECRET, &["--stale-after-ms", "15000"]);
+    let s = Swarm { _gateway: gateway, url, join };
     // A fake phone: sysfs and procfs trees the worker's guard reads every 100 ms.
     let dev = tempfile::tempdir().expect("tempdir");
     let bat = dev.path().join("sys/class/power_supply/battery");
