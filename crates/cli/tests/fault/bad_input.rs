@@ -146,6 +146,9 @@ fn a_hundred_thousand_tags_get_a_4xx_at_once_and_the_gateway_keeps_answering() {
     });
 }
 
+/// (case, body, content type, authorization, acceptable statuses)
+type Case<'a> = (&'a str, Vec<u8>, Option<&'a str>, Option<&'a str>, &'a [u16]);
+
 #[test]
 fn bad_requests_get_a_precise_4xx_and_never_a_5xx() {
     net::block_on(None, async {
@@ -155,8 +158,7 @@ fn bad_requests_get_a_precise_4xx_and_never_a_5xx() {
         let auth = bearer();
         let wrong = "Bearer not-the-token".to_string();
         let lower = format!("bearer {TOKEN}");
-        // (case, body, content type, authorization, acceptable statuses)
-        let cases: Vec<(&str, Vec<u8>, Option<&str>, Option<&str>, &[u16])> = vec![
+        let cases: Vec<Case<'_>> = vec![
             (
                 "prompt longer than the context (~3,000 tokens, ctx 2048)",
                 chat(&long),
