@@ -174,6 +174,14 @@ try {
   check((await bon.locator('.trace details.cand').count()) === 2, "best_of_n shows both candidates' texts");
   check((await bon.locator('.text').textContent()).trim().length > 0, 'best_of_n shows the chosen answer');
 
+  // council: its three stages, each with its workers and their roles, in the trace.
+  const council = await ask(page, 'What is the capital of France?', { strategy: 'council', maxTokens: 24 });
+  await council.and(page.locator('[data-state="done"]')).waitFor({ timeout: 120_000 });
+  const stages = await council.locator('.trace details.stage').evaluateAll((ds) => ds.map((d) => d.dataset.stage));
+  check(stages.join(',') === 'answer,rank,synthesize', `the council's trace shows its stages: ${stages}`);
+  const roles = await council.locator('.trace td.role').allTextContents();
+  check(roles.includes('chairman') && roles.includes('A'), `the council's trace names members and the chairman: ${roles}`);
+
   // Stop mid-stream: the page says so and the gateway cancels the work on the workers.
   const cancelledBefore = cancelledCount(await gateway('/metrics'));
   const long = await ask(page, 'Write a long story about a dragon.', { maxTokens: 2000, ignoreEos: true });

@@ -199,31 +199,55 @@ const fmtMs = (v) => (v === null || v === undefined ? '–' : `${Math.round(v)} 
 const fmtRate = (tokens, ms) => (ms > 0 && tokens > 0 ? `${(tokens / (ms / 1000)).toFixed(1)} tok/s` : '–');
 const workerName = (id) => (id ? names.get(id) || `${id.slice(0, 10)}…` : '–');
 
-/** The trace under an answer: summary line, every attempt, and candidates' texts (best_of_n). */
+/** A table of attempts; `roles` adds the council role column. */
+function attemptsTable(attempts, caption) {
+  const scored = attempts.some((a) => a.score !== undefined);
+  const roles = attempts.some((a) => a.role !== undefined);
+  const claims = attempts.some((a) => a.claim !== undefined);
+  const head = el('tr', {},
+    el('th', { scope: 'col', text: 'Worker' }), roles ? el('th', { scope: 'col', text: 'Role' }) : null,
+    el('th', { scope: 'col', text: 'Outcome' }),
+    el('th', { scope: 'col', class: 'num', text: 'Latency' }), el('th', { scope: 'col', class: 'num', text: 'TTFT' }),
+    el('th', { scope: 'col', class: 'num', text: 'Tokens' }), el('th', { scope: 'col', class: 'num', text: 'Speed' }),
+    scored ? el('th', { scope: 'col', class: 'num', text: 'Score' }) : null,
+    claims ? el('th', { scope: 'col', text: 'Claim' }) : null);
+  const rows = attempts.map((a) => el('tr', { 'data-worker': a.worker, 'data-outcome': a.outcome },
+    el('th', { scope: 'row', text: workerName(a.worker) }), roles ? el('td', { class: 'role', text: a.role || '–' }) : null,
+    el('td', { text: a.outcome }),
+    el('td', { class: 'num', text: fmtMs(a.latency_ms) }), el('td', { class: 'num', text: fmtMs(a.ttft_ms) }),
+    el('td', { class: 'num', text: String(a.tokens) }), el('td', { class: 'num', text: fmtRate(a.tokens, a.latency_ms) }),
+    scored ? el('td', { class: 'num score', text: a.score === undefined ? '–' : a.score.toFixed(3) }) : null,
+    claims ? el('td', { class: 'claim', text: a.claim || '–' }) : null));
+  return el('div', { class: 'table-wrap' },
+    el('table', {}, el('caption', { class: 'sr-only', text: caption }),
+      el('thead', {}, head), el('tbody', {}, ...rows)));
+}
+
+/** The trace under an answer: summary line, every attempt (by stage for a council), the vote,
+ *  auto's reason, and candidates' texts (ensembles with debug). */
 function renderTrace(trace) {
-  const won = (trace.attempts || []).find((a) => a.worker === trace.winner);
+  const attempts = trace.attempts || [];
+  const won = attempts.find((a) => a.worker === trace.winner && a.outcome === 'won');
   const sum = el('p', { class: 'sum' },
     `${trace.strategy} · winner ${workerName(trace.winner)} · latency ${fmtMs(trace.latency_ms)}` +
     ` · TTFT ${fmtMs(trace.ttft_ms)} · ${won ? fmtRate(won.tokens, won.latency_ms) : '–'}`);
-  const scored = (trace.attempts || []).some((a) => a.score !== undefined);
-  const head = el('tr', {},
-    el('th', { scope: 'col', text: 'Worker' }), el('th', { scope: 'col', text: 'Outcome' }),
-    el('th', { scope: 'col', class: 'num', text: 'Latency' }), el('th', { scope: 'col', class: 'num', text: 'TTFT' }),
-    el('th', { scope: 'col', class: 'num', text: 'Tokens' }), el('th', { scope: 'col', class: 'num', text: 'Speed' }),
-    scored ? el('th', { scope: 'col', class: 'num', text: 'Score' }) : null);
-  const rows = (trace.attempts || []).map((a) => el('tr', { 'data-worker': a.worker, 'data-outcome': a.outcome },
-    el('th', { scope: 'row', text: workerName(a.worker) }), el('td', { text: a.outcome }),
-    el('td', { class: 'num', text: fmtMs(a.latency_ms) }), el('td', { class: 'num', text: fmtMs(a.ttft_ms) }),
-    el('td', { class: 'num', text: String(a.tokens) }), el('td', { class: 'num', text: fmtRate(a.tokens, a.latency_ms) }),
-    scored ? el('td', { class: 'num score', text: a.score === undefined ? '–' : a.score.toFixed(3) }) : null));
-  const table = el('div', { class: 'table-wrap' },
-    el('table', {}, el('caption', { class: 'sr-only', text: 'Workers asked for this answer' }),
-      el('thead', {}, head), el('tbody', {}, ...rows)));
-  const cands = (trace.attempts || []).filter((a) => a.text !== undefined).map((a) =>
-    el('details', { class: 'cand' }, el('summary', { text: `Candidate from ${workerName(a.worker)} (${a.outcome}, score ${a.score === undefined ? '–' : a.score.toFixed(3)})` }),
+  const extra = [];
+  if (trace.auto) extra.push(el('p', { class: 'auto', text: `auto: ${trace.auto}` }));
+  if (trace.vote) {
+    extra.push(el('p', { class: 'vote',
+      text: `vote: ${Math.round(trace.vote.agreement * 100)} % of ${trace.vote.answers} answers agree on “${trace.vote.claim}” (${trace.vote.distinct} distinct)` }));
+  }
+  const stages = trace.stages || [];
+  const body = stages.length
+    ? stages.map((s) => el('details', { class: 'stage', open: true, 'data-stage': s.name },
+      el('summary', { text: `Stage ${s.name} · ${fmtMs(s.latency_ms)} · ${s.note}` }),
+      (s.attempts || []).length ? attemptsTable(s.attempts, `Workers in the ${s.name} stage`) : null))
+    : [attemptsTable(attempts, 'Workers asked for this answer')];
+  const cands = attempts.filter((a) => a.text !== undefined).map((a) =>
+    el('details', { class: 'cand' }, el('summary', { text: `Candidate from ${workerName(a.worker)}${a.role ? ` (${a.role})` : ''} (${a.outcome}, score ${a.score === undefined ? '–' : a.score.toFixed(3)})` }),
       el('p', { text: a.text })));
   return el('details', { class: 'trace', open: true },
-    el('summary', { text: 'Trace' }), sum, table, ...cands);
+    el('summary', { text: 'Trace' }), sum, ...extra, ...body, ...cands);
 }
 
 async function send(prompt) {
@@ -248,8 +272,11 @@ async function send(prompt) {
     stream: true,
     max_tokens: maxTokens,
     ignore_eos: $('ignore-eos').checked || undefined,
-    // debug: best_of_n traces then carry every candidate's text next to its score.
-    nova: { strategy: $('strategy').value, fanout, tags, debug: true },
+    // debug: ensemble traces then carry every candidate's text next to its score. `auto`
+    // sends neither strategy nor fanout: the gateway decides.
+    nova: $('strategy').value === 'auto'
+      ? { tags, debug: true }
+      : { strategy: $('strategy').value, fanout, tags, debug: true },
   };
   let text = '';
   let trace = null;
@@ -282,7 +309,12 @@ async function send(prompt) {
           answer.li.scrollIntoView({ block: 'end' });
         }
         if (c && c.finish_reason) finish = c.finish_reason;
-        if (v.nova) trace = v.nova;
+        if (v.nova && v.nova.stage) {
+          // A council's stage ended: say so while the answer is still on its way.
+          answer.state.textContent = `Council: ${v.nova.stage.name} stage done (${v.nova.stage.note})`;
+        } else if (v.nova) {
+          trace = v.nova;
+        }
       }
     }
   } catch (e) {

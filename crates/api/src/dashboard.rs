@@ -140,8 +140,8 @@ mod tests {
     };
     use futures_util::future::BoxFuture;
     use http_body_util::BodyExt as _;
+    use nova_proto::Strategy;
     use nova_proto::{FinishReason, Limits, Usage};
-    use nova_router::Strategy;
     use serde_json::json;
     use tokio::sync::mpsc;
     use tower::ServiceExt as _;
@@ -169,6 +169,7 @@ mod tests {
                 tokens: 3,
                 score: Some(score),
                 text: job.debug.then(|| format!("answer of {worker}")),
+                ..Attempt::default()
             };
             let result = JobResult {
                 text: "Paris.".into(),
@@ -180,7 +181,7 @@ mod tests {
                     attempts: vec![attempt("a", "won", 0.9), attempt("b", "lost", 0.2)],
                     latency_ms: 10.0,
                     ttft_ms: Some(1.0),
-                    handovers: Vec::new(),
+                    ..Trace::default()
                 },
             };
             tx.try_send(JobEvent::Done(Box::new(result))).expect("room");

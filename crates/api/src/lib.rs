@@ -37,9 +37,23 @@ pub use bundle::{Bundles, LatestBundle};
 pub use error::ApiError;
 use nova_proto::Limits;
 pub use port::{
-    Attempt, Handover, InferError, Inference, Job, JobEvent, JobEvents, JobResult, Trace,
+    Attempt, Handover, InferError, Inference, Job, JobEvent, JobEvents, JobResult, Stage, Trace,
+    VoteSummary,
 };
 use tokio::sync::Semaphore;
+
+/// The strategy of a request: the client's; else `race` when it set only a fanout (what a
+/// fanout alone has always meant); else `auto`.
+pub(crate) fn strategy_or_default(
+    strategy: Option<nova_proto::Strategy>,
+    fanout: Option<usize>,
+) -> nova_proto::Strategy {
+    match (strategy, fanout) {
+        (Some(s), _) => s,
+        (None, Some(_)) => nova_proto::Strategy::Race,
+        (None, None) => nova_proto::Strategy::Auto,
+    }
+}
 
 /// Largest request body accepted, in bytes. Prompts are bounded again by [`Limits`].
 pub const MAX_BODY: usize = 1 << 20;

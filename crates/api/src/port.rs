@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use nova_proto::Strategy;
 use nova_proto::{FinishReason, Usage, ValidRequest};
-use nova_router::Strategy;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -31,7 +31,7 @@ pub struct Job {
 }
 
 /// One worker's part in a job.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Attempt {
     /// The worker.
     pub worker: String,
@@ -46,9 +46,16 @@ pub struct Attempt {
     /// Reranker score (best_of_n).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
-    /// Its answer (best_of_n with `debug`).
+    /// Its answer (ensembles with `debug`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// Its part in a council: the anonymous label of its answer (`A`, `B`, ...), `ranker` or
+    /// `chairman`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// The normalised claim of its answer (vote).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
 }
 
 /// A stream that moved to another worker when its worker failed mid-answer.
@@ -66,8 +73,39 @@ pub struct Handover {
     pub reason: String,
 }
 
-/// Who answered and how fast.
+/// One stage of a multi-stage strategy (a council's answers, rankings and synthesis).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Stage {
+    /// `answer`, `rank` or `synthesize`.
+    pub name: String,
+    /// Time from the job's start to the stage's end.
+    pub at_ms: f64,
+    /// How long the stage took.
+    pub latency_ms: f64,
+    /// Every worker asked in this stage.
+    pub attempts: Vec<Attempt>,
+    /// What the stage decided or why it was skipped, in words.
+    pub note: String,
+    /// Borda scores by answer label (the rank stage).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scores: Vec<(String, f64)>,
+}
+
+/// How a vote went.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VoteSummary {
+    /// The winning claim.
+    pub claim: String,
+    /// Share of answers in the winning cluster, 0..=1.
+    pub agreement: f64,
+    /// Distinct claims among the answers.
+    pub distinct: usize,
+    /// Answers voted on.
+    pub answers: usize,
+}
+
+/// Who answered and how fast.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Trace {
     /// The strategy used.
     pub strategy: Strategy,
@@ -82,6 +120,15 @@ pub struct Trace {
     /// Streams continued on another worker after theirs failed, in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub handovers: Vec<Handover>,
+    /// The stages of a council, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<Stage>,
+    /// The vote (vote, and best_of_n's agreement).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vote: Option<VoteSummary>,
+    /// Why `auto` chose this strategy (absent when the client chose).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto: Option<String>,
 }
 
 /// The final answer of a job.
@@ -102,6 +149,8 @@ pub struct JobResult {
 pub enum JobEvent {
     /// Text for the client (streamed jobs; whole jobs send the answer in `Done`).
     Token(String),
+    /// A stage of a multi-stage strategy ended (council); streamed jobs forward it.
+    Stage(Box<Stage>),
     /// Finished.
     Done(Box<JobResult>),
     /// Failed; tokens already sent stay valid but the answer is incomplete.

@@ -1,15 +1,25 @@
 //! nova's native endpoints: `POST /submit`, `GET /v1/swarm`, `GET /metrics`.
 
-use axum::{extract::State, http::header, response::IntoResponse, Json};
-use nova_proto::{normalize_tags, ChatMessage, Prompt, SamplingParams, ValidRequest};
-use nova_router::Strategy;
+use std::{convert::Infallible, time::Duration};
+
+use axum::{
+    extract::State,
+    http::header,
+    response::{
+        sse::{Event, KeepAlive, Sse},
+        IntoResponse, Response,
+    },
+    Json,
+};
+use futures_util::stream::{self, Stream};
+use nova_proto::{normalize_tags, ChatMessage, Prompt, SamplingParams, Strategy, ValidRequest};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::{
     body::JsonBody,
     openai::chat::{task_id, wait, DEADLINE},
-    ApiError, AppState, Job,
+    ApiError, AppState, InferError, Job, JobEvent, JobEvents, JobResult,
 };
 
 #[derive(Debug, Deserialize)]
@@ -30,12 +40,16 @@ pub(crate) struct SubmitRequest {
     debug: bool,
     /// Seconds the whole request may take.
     deadline_s: Option<u64>,
+    /// Answer as server-sent events: `stage` (a council's stages as they end), `token`,
+    /// then `done` (the whole result, as without streaming) or `error`.
+    #[serde(default)]
+    stream: bool,
 }
 
 pub(crate) async fn handle(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<SubmitRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let messages = match (req.prompt, req.messages) {
         (Some(p), None) => vec![ChatMessage::user(p)],
         (None, Some(m)) => m,
@@ -49,20 +63,48 @@ pub(crate) async fn handle(
     let job = Job {
         request,
         model: req.model.filter(|m| m != "nova"),
-        strategy: req.strategy.unwrap_or_default(),
+        strategy: crate::strategy_or_default(req.strategy, req.fanout),
         fanout: req.fanout.unwrap_or(2).clamp(1, 16),
         tags,
         debug: req.debug,
-        stream: false,
+        stream: req.stream,
         deadline: deadline.min(std::time::Duration::from_secs(600)),
     };
-    let r = wait(state.inference.run(job).await?).await?;
-    Ok(Json(json!({
+    let rx = state.inference.run(job).await?;
+    if req.stream {
+        return Ok(Sse::new(events(rx))
+            .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+            .into_response());
+    }
+    Ok(Json(result(&wait(rx).await?)).into_response())
+}
+
+fn result(r: &JobResult) -> Value {
+    json!({
         "text": r.text,
         "finish_reason": r.finish_reason.as_openai(),
         "usage": r.usage,
         "trace": r.trace,
-    })))
+    })
+}
+
+fn event(name: &str, v: &Value) -> Result<Event, Infallible> {
+    Ok(Event::default().event(name).data(v.to_string()))
+}
+
+/// A job's events as named SSE events; the stream ends after `done` or `error`.
+fn events(rx: JobEvents) -> impl Stream<Item = Result<Event, Infallible>> {
+    stream::unfold(Some(rx), |rx| async move {
+        let mut rx = rx?;
+        let (ev, more) = match rx.recv().await {
+            Some(JobEvent::Token(text)) => (event("token", &json!({ "text": text })), true),
+            Some(JobEvent::Stage(stage)) => (event("stage", &json!(stage)), true),
+            Some(JobEvent::Done(r)) => (event("done", &result(&r)), false),
+            Some(JobEvent::Error(e)) => (event("error", &ApiError::from(e).body()), false),
+            None => (event("error", &ApiError::from(InferError::Shutdown).body()), false),
+        };
+        Some((ev, more.then_some(rx)))
+    })
 }
 
 pub(crate) async fn swarm(State(state): State<AppState>) -> Json<nova_proto::SwarmView> {

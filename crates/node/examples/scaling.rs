@@ -17,8 +17,8 @@ use std::{
 use nova_api::{Inference, Job, JobEvent};
 use nova_engine::{Script, ScriptedEngine};
 use nova_node::{Gateway, GatewayConfig, LocalWorker};
+use nova_proto::Strategy;
 use nova_proto::{ChatMessage, Limits, Prompt, SamplingParams, TaskId, ValidRequest};
-use nova_router::Strategy;
 
 const WORDS: usize = 16;
 const TOKEN_MS: u64 = 20;
@@ -64,7 +64,7 @@ async fn ask(g: &Gateway, fanout: usize) -> Duration {
         match ev {
             JobEvent::Done(_) => return started.elapsed(),
             JobEvent::Error(e) => panic!("{e}"),
-            JobEvent::Token(_) => {}
+            JobEvent::Token(_) | JobEvent::Stage(_) => {}
         }
     }
     panic!("job ended without an answer")

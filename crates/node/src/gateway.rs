@@ -7,9 +7,12 @@
 //! and no critical section does work that grows with a client's input.
 
 mod attempt;
-mod best_of_n;
+mod auto;
+mod council;
 mod dispatch;
+mod ensemble;
 mod race;
+mod round;
 
 use std::{
     sync::{
@@ -22,7 +25,8 @@ use std::{
 use dispatch::{Started, Tried};
 use futures_util::future::BoxFuture;
 use nova_api::{InferError, Inference, Job, JobEvent, JobEvents, JobResult};
-use nova_router::{select, ClusterView, Strategy, WinRates};
+use nova_proto::Strategy;
+use nova_router::{select, ClusterView, WinRates};
 use nova_store::{RequestRecord, Store};
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 
@@ -84,6 +88,8 @@ pub(crate) struct Inner {
     store: Option<Store>,
     seed: AtomicU64,
     refused: Mutex<Option<Arc<AtomicU64>>>,
+    /// What `auto` has learned: how much sampled answers agree, per tag.
+    agreement: Mutex<auto::Agreement>,
 }
 
 /// Routes jobs over its workers. Cheap to clone.
@@ -130,6 +136,7 @@ impl Gateway {
                 seed: AtomicU64::new(now_ms()),
                 stopping: tokio_util::sync::CancellationToken::new(),
                 refused: Mutex::new(None),
+                agreement: Mutex::new(auto::Agreement::default()),
             }),
         }
     }
@@ -230,6 +237,39 @@ impl Inner {
         self.config.max_retries
     }
 
+    /// Replaces `auto` by the strategy it chooses for `job` (see `gateway/auto.rs`); says why.
+    fn resolve_auto(&self, mut job: Job) -> (Job, Option<String>) {
+        if job.strategy != Strategy::Auto {
+            return (job, None);
+        }
+        let workers = self.view().eligible(job.model.as_deref()).len();
+        let choice = lock(&self.agreement).decide(auto::tags(&job), workers, job.stream);
+        let why = match choice {
+            auto::Choice::Single { why } => {
+                job.strategy = Strategy::Race;
+                job.fanout = 1;
+                why
+            }
+            auto::Choice::Vote { fanout, why } => {
+                job.strategy = Strategy::Vote;
+                job.fanout = fanout;
+                let p = &mut job.request.params;
+                if p.temperature < auto::VOTE_TEMPERATURE / 2.0 {
+                    p.temperature = auto::VOTE_TEMPERATURE;
+                    format!("{why} (samples at temperature {})", auto::VOTE_TEMPERATURE)
+                } else {
+                    why
+                }
+            }
+        };
+        (job, Some(why))
+    }
+
+    /// Feeds a vote's agreement to `auto`.
+    pub(crate) fn learn_agreement(&self, job: &Job, vote: &nova_api::VoteSummary) {
+        lock(&self.agreement).learn(auto::tags(job), vote);
+    }
+
     fn record(&self, job: &Job, result: &Result<JobResult, InferError>, started: Instant) {
         let strategy = strategy_name(job.strategy);
         let latency = started.elapsed().as_secs_f64();
@@ -246,17 +286,20 @@ impl Inner {
             let (touched, evicted) = {
                 let mut rates = lock(&self.rates);
                 let mut evicted = Vec::new();
-                for a in &r.trace.attempts {
+                // A council asks a worker once per stage: one trial per worker and job.
+                let mut workers: Vec<&str> =
+                    r.trace.attempts.iter().map(|a| a.worker.as_str()).collect();
+                workers.sort_unstable();
+                workers.dedup();
+                for w in &workers {
                     for tag in tags {
-                        let won = r.trace.winner.as_deref() == Some(&a.worker);
-                        evicted.extend(rates.record(&a.worker, tag, won, now));
+                        let won = r.trace.winner.as_deref() == Some(*w);
+                        evicted.extend(rates.record(w, tag, won, now));
                     }
                 }
-                let touched: Vec<_> = r
-                    .trace
-                    .attempts
+                let touched: Vec<_> = workers
                     .iter()
-                    .flat_map(|a| tags.iter().filter_map(|t| rates.get(&a.worker, t)))
+                    .flat_map(|w| tags.iter().filter_map(|t| rates.get(w, t)))
                     .collect();
                 (touched, evicted)
             };
@@ -351,21 +394,19 @@ fn bounded_tags(job: &Job) -> &[String] {
 }
 
 pub(crate) fn strategy_name(s: Strategy) -> &'static str {
-    match s {
-        Strategy::Race => "race",
-        Strategy::BestOfN => "best_of_n",
-    }
+    s.as_str()
 }
 
 impl Inference for Gateway {
     fn run(&self, job: Job) -> BoxFuture<'_, Result<JobEvents, InferError>> {
         let inner = self.inner.clone();
         Box::pin(async move {
+            let (job, auto) = inner.resolve_auto(job);
             let (permit, started, tried) =
                 inner.clone().admit(job.clone()).await.map_err(|e| inner.refuse(&job, e))?;
             let (tx, mut rx) = mpsc::channel(64);
             let stream = job.stream;
-            tokio::spawn(orchestrate(inner, job, started, tried, tx, permit));
+            tokio::spawn(orchestrate(inner, job, auto, started, tried, tx, permit));
             if !stream {
                 return Ok(JobEvents::new(rx));
             }
@@ -408,6 +449,7 @@ impl Inference for Gateway {
 async fn orchestrate(
     inner: Arc<Inner>,
     job: Job,
+    auto: Option<String>,
     started: Vec<Started>,
     tried: Tried,
     tx: mpsc::Sender<JobEvent>,
@@ -416,11 +458,23 @@ async fn orchestrate(
     let t0 = Instant::now();
     let deadline = job.deadline;
     let work = async {
-        match (job.strategy, job.stream) {
-            (Strategy::Race, true) => race::streamed(&inner, &job, started, tried, &tx, t0).await,
-            (Strategy::Race, false) => race::whole(&inner, &job, started, tried, t0).await,
-            (Strategy::BestOfN, _) => best_of_n::run(&inner, &job, started, tried, t0).await,
+        let req = &job.request;
+        let mut r = match (job.strategy, job.stream) {
+            // `resolve_auto` has replaced `Auto` by what it chose.
+            (Strategy::Race | Strategy::Auto, true) => {
+                race::streamed(&inner, &job, req, started, tried, &tx, t0).await
+            }
+            (Strategy::Race | Strategy::Auto, false) => {
+                race::whole(&inner, &job, req, started, tried, t0).await
+            }
+            (Strategy::BestOfN, _) => ensemble::run(&inner, &job, started, tried, t0, false).await,
+            (Strategy::Vote, _) => ensemble::run(&inner, &job, started, tried, t0, true).await,
+            (Strategy::Council, _) => council::run(&inner, &job, started, tried, &tx, t0).await,
+        };
+        if let Ok(r) = &mut r {
+            r.trace.auto = auto;
         }
+        r
     };
     let result = tokio::select! {
         // The client went away: dropping `work` drops every worker stream, cancelling them.

@@ -11,15 +11,15 @@ use std::{
 
 use axum::{body::Body, http::Request};
 use http_body_util::BodyExt as _;
-use nova_api::AppState;
 use nova_engine::{Engine, EngineError, Script, ScriptedEngine, TokenStream};
 use nova_node::{Gateway, GatewayConfig, LocalWorker, Worker};
-use nova_proto::{Limits, ValidRequest};
+use nova_proto::ValidRequest;
 use nova_router::WorkerView;
 use serde_json::{json, Value};
 use tower::ServiceExt as _;
 
-const TOKEN: &str = "test-token";
+mod common;
+use common::{app, call, engine, gateway, local, submit, TOKEN};
 
 /// A worker whose reported state the test controls, counting what it is given.
 #[derive(Debug)]
@@ -46,56 +46,6 @@ impl Worker for Controlled {
         self.submits.fetch_add(1, Ordering::SeqCst);
         self.inner.submit(req)
     }
-}
-
-fn engine(model: &str, script: Script, ms: u64) -> Arc<ScriptedEngine> {
-    Arc::new(ScriptedEngine::new(model, script, Duration::from_millis(ms)))
-}
-
-fn local(id: &str, e: Arc<ScriptedEngine>, tps: f64) -> Arc<LocalWorker> {
-    Arc::new(LocalWorker::new(id, id, e, tps))
-}
-
-async fn gateway() -> Gateway {
-    Gateway::new(GatewayConfig::default(), None).await
-}
-
-fn app(g: &Gateway) -> axum::Router {
-    nova_api::router(AppState::new(Arc::new(g.clone()), TOKEN, Limits::default()))
-}
-
-async fn call(
-    app: &axum::Router,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value, String) {
-    let mut req = Request::builder().method(method).uri(path);
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let req = match body {
-        Some(b) => req.header("content-type", "application/json").body(Body::from(b.to_string())),
-        None => req.body(Body::empty()),
-    }
-    .expect("request");
-    let resp = app.clone().oneshot(req).await.expect("response");
-    let status = resp.status().as_u16();
-    let retry_after =
-        resp.headers().get("retry-after").map(|v| v.to_str().unwrap_or("").to_string());
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let mut v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    if let Some(r) = retry_after {
-        v["retry_after_header"] = json!(r);
-    }
-    (status, v, text)
-}
-
-async fn submit(app: &axum::Router, body: Value) -> (u16, Value) {
-    let (s, v, _) = call(app, "POST", "/submit", Some(TOKEN), Some(body)).await;
-    (s, v)
 }
 
 #[tokio::test]

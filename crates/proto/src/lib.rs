@@ -6,6 +6,7 @@
 mod error;
 mod node;
 mod request;
+mod strategy;
 mod swarm;
 mod token;
 
@@ -15,5 +16,6 @@ pub use request::{
     normalize_tags, ChatMessage, Limits, Prompt, Resume, Role, SamplingParams, TaskId,
     ValidRequest, ValidationError,
 };
+pub use strategy::Strategy;
 pub use swarm::{SwarmView, SwarmWorker, WorkerState, WorkerSummary};
 pub use token::{FinishReason, TokenEvent, Usage};

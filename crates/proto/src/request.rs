@@ -283,6 +283,19 @@ impl ValidRequest {
         Self { id, resume: Some(Resume { text }), ..self.clone() }
     }
 
+    /// The `i`-th of several samples of this request: its own task id and, when the request
+    /// fixes a seed, its own seed, so samples differ yet stay reproducible. Sample 0 is the
+    /// request itself.
+    pub fn sample(&self, i: u64) -> Self {
+        if i == 0 {
+            return self.clone();
+        }
+        let mut s = self.clone();
+        s.id = TaskId(self.id.0.wrapping_add(i.wrapping_mul(0x9E37_79B9)));
+        s.params.seed = self.params.seed.map(|seed| seed.wrapping_add(i));
+        s
+    }
+
     /// Checks every field against `limits`: what [`Self::new`] does, for a request that came
     /// from elsewhere (a peer, a file).
     pub fn check(&self, limits: &Limits) -> Result<(), ValidationError> {

@@ -4,12 +4,15 @@
 //! answers are ranked ([`Reranker`]). No async, no I/O; the node crate does the dispatching.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod borda;
 mod cluster;
 mod rerank;
 mod select;
+pub mod vote;
 pub mod winrate;
 
 pub use cluster::{ClusterView, Ineligible, WorkerView};
+pub use nova_proto::Strategy;
 pub use rerank::{Candidate, Reranker, RuleReranker};
-pub use select::{select, Selection, Strategy};
+pub use select::{select, Selection};
 pub use winrate::WinRates;

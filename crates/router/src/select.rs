@@ -1,19 +1,6 @@
 //! Choosing which workers get a request.
 
-use serde::{Deserialize, Serialize};
-
 use crate::{ClusterView, WinRates, WorkerView};
-
-/// How answers from several workers are combined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Strategy {
-    /// Send to K workers; the first complete answer wins and the rest are cancelled.
-    #[default]
-    Race,
-    /// Collect K answers (deadline-bounded) and let a reranker pick the best.
-    BestOfN,
-}
 
 /// The outcome of selection.
 #[derive(Debug, Clone, PartialEq)]

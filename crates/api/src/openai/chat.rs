@@ -14,8 +14,9 @@ use axum::{
     Json,
 };
 use futures_util::stream::{self, Stream, StreamExt};
-use nova_proto::{normalize_tags, ChatMessage, Prompt, SamplingParams, TaskId, ValidRequest};
-use nova_router::Strategy;
+use nova_proto::{
+    normalize_tags, ChatMessage, Prompt, SamplingParams, Strategy, TaskId, ValidRequest,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -121,7 +122,7 @@ pub(crate) async fn handle(
     let job = Job {
         request,
         model: model.clone(),
-        strategy: opts.strategy.unwrap_or_default(),
+        strategy: crate::strategy_or_default(opts.strategy, opts.fanout),
         fanout: opts.fanout.unwrap_or(2).clamp(1, 16),
         tags,
         debug: opts.debug,
@@ -147,7 +148,7 @@ pub(crate) async fn handle(
 pub(crate) async fn wait(mut rx: JobEvents) -> Result<JobResult, ApiError> {
     while let Some(ev) = rx.recv().await {
         match ev {
-            JobEvent::Token(_) => {}
+            JobEvent::Token(_) | JobEvent::Stage(_) => {}
             JobEvent::Done(r) => return Ok(*r),
             JobEvent::Error(e) => return Err(e.into()),
         }
@@ -197,6 +198,7 @@ fn data(v: &Value) -> Result<Event, Infallible> {
 /// finish reason (and nova's trace), an optional usage chunk, then `[DONE]`. A failure ends
 /// the stream with an error event instead of truncating silently. A job that streams no tokens
 /// (best_of_n picks its answer only at the end) sends the whole answer as one content chunk.
+/// A council's stages come as chunks with an empty delta and a `nova.stage` object.
 fn sse_stream(
     rx: JobEvents,
     id: String,
@@ -213,6 +215,13 @@ fn sse_stream(
                 Some(JobEvent::Token(text)) => {
                     let ev = data(&chunk(&id, &model, json!({"content": text}), None));
                     Some((stream::iter(vec![ev]), Some((rx, true))))
+                }
+                // nova's extension: a council's finished stages ride on empty-delta chunks,
+                // which OpenAI clients pass over.
+                Some(JobEvent::Stage(stage)) => {
+                    let mut c = chunk(&id, &model, json!({}), None);
+                    c["nova"] = json!({ "stage": stage });
+                    Some((stream::iter(vec![data(&c)]), Some((rx, streamed))))
                 }
                 Some(JobEvent::Done(r)) => {
                     let mut v = Vec::new();

@@ -33,6 +33,26 @@ pub enum Script {
         /// The failure.
         error: EngineError,
     },
+    /// The script of the first rule whose key the prompt contains (an empty key matches
+    /// everything); an empty answer if none does. One engine can then answer a council's
+    /// question, its ranking prompt and its synthesis prompt differently.
+    Keyed(Vec<(String, Script)>),
+}
+
+/// What a prompt without a matching rule gets.
+static NO_RULE: Script = Script::Fixed(String::new());
+
+/// The script that answers `req`: `script` itself unless it is keyed.
+fn resolve<'a>(script: &'a Script, req: &ValidRequest) -> &'a Script {
+    let Script::Keyed(rules) = script else { return script };
+    let text = match &req.prompt {
+        Prompt::Text(t) => t.clone(),
+        Prompt::Chat(m) => m.iter().map(|m| m.content.as_str()).collect::<Vec<_>>().join("\n"),
+    };
+    match rules.iter().find(|(key, _)| text.contains(key.as_str())) {
+        Some((_, s)) => resolve(s, req),
+        None => &NO_RULE,
+    }
 }
 
 /// A deterministic engine that streams its script one word per `token_delay`.
@@ -116,7 +136,9 @@ impl Engine for ScriptedEngine {
         if self.in_flight.load(Ordering::SeqCst) >= self.info.queue_capacity {
             return Err(EngineError::QueueFull { capacity: self.info.queue_capacity });
         }
-        let text = match &self.script {
+        let text = match resolve(&self.script, &req) {
+            // `resolve` never returns a keyed script.
+            Script::Keyed(_) => String::new(),
             Script::Echo => match &req.prompt {
                 Prompt::Text(t) => t.clone(),
                 Prompt::Chat(m) => m.last().map(|m| m.content.clone()).unwrap_or_default(),

@@ -1,15 +1,12 @@
-//! One worker's attempt at a whole answer, and a set of them with the retry budget.
+//! One worker's attempt at a whole answer.
 
-use std::{collections::HashSet, time::Instant};
+use std::time::Instant;
 
-use nova_api::{Attempt, InferError, Job};
+use nova_api::{Attempt, InferError};
 use nova_engine::EngineError;
 use nova_proto::{ErrorKind, FinishReason, TokenEvent, Usage};
 
-use super::{
-    dispatch::{Started, Tried},
-    Inner,
-};
+use super::dispatch::Started;
 
 /// Retries after "busy" refusals (full queue, paused guard) per job. They cost the worker
 /// nothing, so they do not use the retry budget, but a flapping worker cannot loop forever.
@@ -46,8 +43,7 @@ impl Failure {
             latency_ms: self.latency_ms,
             ttft_ms: self.ttft_ms,
             tokens: self.tokens,
-            score: None,
-            text: None,
+            ..Attempt::default()
         }
     }
 
@@ -107,78 +103,16 @@ pub(crate) async fn whole(started: Started, t0: Instant) -> Result<Answer, Failu
     Err(Failure { worker: id, kind, wire, message, ttft_ms, latency_ms: ms(t0), tokens })
 }
 
-/// Whole-answer attempts running in parallel, with the retry budget: the part race and
-/// best-of-n share.
-pub(crate) struct Attempts {
-    pub(crate) set: tokio::task::JoinSet<Result<Answer, Failure>>,
-    /// Workers this job has asked (shared with dispatch, so a retry never asks one twice).
-    tried: Tried,
-    /// Workers whose attempt has not finished.
-    pub(crate) running: HashSet<String>,
-    retries: usize,
-    busy_retries: usize,
-    t0: Instant,
-}
-
-impl Attempts {
-    /// Runs each of `started` to completion.
-    pub(crate) fn start(inner: &Inner, started: Vec<Started>, tried: Tried, t0: Instant) -> Self {
-        let mut a = Self {
-            set: tokio::task::JoinSet::new(),
-            tried,
-            running: HashSet::new(),
-            retries: inner.max_retries(),
-            busy_retries: MAX_BUSY_RETRIES,
-            t0,
-        };
-        for s in started {
-            a.spawn(s);
-        }
-        a
-    }
-
-    fn spawn(&mut self, s: Started) {
-        self.running.insert(s.worker.id().to_string());
-        self.set.spawn(whole(s, self.t0));
-    }
-
-    /// Records that `worker` finished.
-    pub(crate) fn finished(&mut self, worker: &str) {
-        self.running.remove(worker);
-    }
-
-    /// After `failure`: starts an attempt on another worker if the budget allows. With other
-    /// attempts still running it takes only a worker that is free now; with none left it waits
-    /// (until `until`) for one to free up. A worker that was only busy may be asked again.
-    pub(crate) async fn retry(
-        &mut self,
-        inner: &Inner,
-        job: &Job,
-        failure: &Failure,
-        until: tokio::time::Instant,
-    ) {
-        let busy = failure.wire.is_busy();
-        let left = if busy { self.busy_retries } else { self.retries };
-        if left == 0 {
-            return;
-        }
-        if busy {
-            self.tried.remove(&failure.worker);
-        }
-        let wait = if self.running.is_empty() { until } else { tokio::time::Instant::now() };
-        match inner.start(job, &job.request, 1, &self.tried, wait).await {
-            Ok(started) => {
-                for s in started {
-                    if busy {
-                        self.busy_retries -= 1;
-                    } else {
-                        self.retries -= 1;
-                    }
-                    tracing::info!(worker = s.worker.id(), "retrying on another worker");
-                    self.spawn(s);
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "no worker for a retry"),
+impl Answer {
+    /// Its trace entry.
+    pub(crate) fn attempt(&self, outcome: &str) -> Attempt {
+        Attempt {
+            worker: self.worker.clone(),
+            outcome: outcome.into(),
+            latency_ms: self.latency_ms,
+            ttft_ms: self.ttft_ms,
+            tokens: self.usage.completion_tokens,
+            ..Attempt::default()
         }
     }
 }

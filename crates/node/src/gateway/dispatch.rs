@@ -83,7 +83,8 @@ impl Inner {
                 continue;
             }
             let Some(worker) = by_id.get(id).cloned() else { continue };
-            match worker.submit(req.clone()) {
+            // Each worker of one call gets its own sample (id, and seed if fixed).
+            match worker.submit(req.sample(started.len() as u64)) {
                 Ok(stream) => {
                     tried.insert(id);
                     started.push(Started { worker, stream });
@@ -167,5 +168,49 @@ pub(super) fn describe_no_capacity(
         format!("{stale} stale, {paused} paused, {busy} busy, {asked} already asked")
     } else {
         format!("{stale} stale, {paused} paused, {busy} busy")
+    }
+}
+
+impl Inner {
+    /// Starts `req` on worker `id` itself (a council member's own turn), waiting until `until`
+    /// while it is busy. Fails at once if it left, went stale or paused.
+    pub(crate) async fn start_on(
+        &self,
+        job: &Job,
+        id: &str,
+        req: &ValidRequest,
+        until: Instant,
+    ) -> Result<Started, InferError> {
+        loop {
+            let capacity = self.capacity.notified();
+            {
+                let _one_at_a_time = lock(&self.dispatch);
+                let view = self.view();
+                let gone = || InferError::Failed { message: format!("worker {id} is gone") };
+                let w = view.workers.iter().find(|w| w.id == id).ok_or_else(gone)?;
+                match view.check(w, job.model.as_deref()) {
+                    Ok(()) | Err(Ineligible::Busy) => {}
+                    Err(why) => {
+                        return Err(InferError::Failed {
+                            message: format!("worker {id} cannot take work: {why:?}"),
+                        })
+                    }
+                }
+                let worker = lock(&self.workers).iter().find(|w| w.id() == id).cloned();
+                let worker = worker.ok_or_else(gone)?;
+                match worker.submit(req.clone()) {
+                    Ok(stream) => return Ok(Started { worker, stream }),
+                    Err(e) => tracing::debug!(worker = %id, error = %e, "member busy; waiting"),
+                }
+            }
+            let now = Instant::now();
+            if now >= until {
+                return Err(InferError::Overloaded { retry_after_s: 1 });
+            }
+            tokio::select! {
+                () = capacity => {}
+                () = tokio::time::sleep(POLL.min(until - now)) => {}
+            }
+        }
     }
 }

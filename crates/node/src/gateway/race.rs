@@ -13,29 +13,18 @@ use std::{sync::Arc, time::Instant};
 
 use nova_api::{Attempt, Handover, InferError, Job, JobEvent, JobResult, Trace};
 use nova_engine::{EngineError, TokenStream};
-use nova_proto::{TaskId, TokenEvent};
+use nova_proto::{Strategy, TaskId, TokenEvent, ValidRequest};
 use tokio::{
     sync::mpsc,
     task::{AbortHandle, JoinSet},
 };
 
 use super::{
-    attempt::{failure_kind, ms, rejected, Answer, Attempts, Failure, MAX_BUSY_RETRIES},
+    attempt::{failure_kind, ms, rejected, Failure, MAX_BUSY_RETRIES},
     dispatch::{Started, Tried},
+    round::Round,
     Inner,
 };
-
-fn won(a: &Answer, outcome: &str) -> Attempt {
-    Attempt {
-        worker: a.worker.clone(),
-        outcome: outcome.into(),
-        latency_ms: a.latency_ms,
-        ttft_ms: a.ttft_ms,
-        tokens: a.usage.completion_tokens,
-        score: None,
-        text: None,
-    }
-}
 
 fn attempt(worker: &str, outcome: &str, t0: Instant, ttft_ms: Option<f64>, tokens: u32) -> Attempt {
     Attempt {
@@ -44,70 +33,57 @@ fn attempt(worker: &str, outcome: &str, t0: Instant, ttft_ms: Option<f64>, token
         latency_ms: ms(t0),
         ttft_ms,
         tokens,
-        score: None,
-        text: None,
+        ..Attempt::default()
     }
-}
-
-fn all_failed(failures: &[Failure]) -> InferError {
-    let last = failures.last().map(|f| format!("{}: {}", f.worker, f.message)).unwrap_or_default();
-    InferError::Failed { message: format!("all {} attempts failed; last: {last}", failures.len()) }
 }
 
 fn deadline(job: &Job, t0: Instant) -> tokio::time::Instant {
     tokio::time::Instant::from_std(t0) + job.deadline
 }
 
+/// The first complete answer to `req` among `started` (retrying failures), as a result.
 pub(crate) async fn whole(
     inner: &Arc<Inner>,
     job: &Job,
+    req: &ValidRequest,
     started: Vec<Started>,
     tried: Tried,
     t0: Instant,
 ) -> Result<JobResult, InferError> {
-    let mut running = Attempts::start(inner, started, tried, t0);
-    let mut failures: Vec<Failure> = Vec::new();
-    while let Some(joined) = running.set.join_next().await {
-        match joined {
-            Ok(Ok(answer)) => {
-                running.finished(&answer.worker);
-                // Aborting the others drops their streams: they are cancelled.
-                running.set.abort_all();
-                inner.metrics.attempt("won");
-                let mut attempts: Vec<Attempt> = failures.iter().map(Failure::attempt).collect();
-                attempts.push(won(&answer, "won"));
-                for id in &running.running {
-                    inner.metrics.attempt("cancelled");
-                    attempts.push(attempt(id, "cancelled", t0, None, 0));
-                }
-                return Ok(JobResult {
-                    text: answer.text,
-                    finish_reason: answer.finish,
-                    usage: answer.usage,
-                    trace: Trace {
-                        strategy: job.strategy,
-                        winner: Some(answer.worker),
-                        attempts,
-                        latency_ms: ms(t0),
-                        ttft_ms: answer.ttft_ms,
-                        handovers: Vec::new(),
-                    },
-                });
-            }
-            Ok(Err(failure)) => {
-                tracing::warn!(worker = %failure.worker, error = %failure.message, "attempt failed");
-                inner.metrics.attempt(failure.kind);
-                running.finished(&failure.worker);
-                if let Some(e) = failure.rejection() {
-                    return Err(e);
-                }
-                running.retry(inner, job, &failure, deadline(job, t0)).await;
-                failures.push(failure);
-            }
-            Err(join) => tracing::error!(error = %join, "attempt task failed"),
-        }
-    }
-    Err(all_failed(&failures))
+    let round = Round {
+        inner,
+        job,
+        req: req.clone(),
+        t0,
+        until: deadline(job, t0),
+        want: 1,
+        repeat: false,
+    };
+    let mut got = round.collect(started, tried).await?;
+    let Some(answer) = got.answers.pop() else {
+        return Err(all_failed(&got.failures));
+    };
+    inner.metrics.attempt("won");
+    let mut attempts = got.other_attempts(t0);
+    attempts.push(answer.attempt("won"));
+    Ok(JobResult {
+        text: answer.text,
+        finish_reason: answer.finish,
+        usage: answer.usage,
+        trace: Trace {
+            strategy: Strategy::Race,
+            winner: Some(answer.worker),
+            attempts,
+            latency_ms: ms(t0),
+            ttft_ms: answer.ttft_ms,
+            ..Trace::default()
+        },
+    })
+}
+
+fn all_failed(failures: &[Failure]) -> InferError {
+    let last = failures.last().map(|f| format!("{}: {}", f.worker, f.message)).unwrap_or_default();
+    InferError::Failed { message: format!("all {} attempts failed; last: {last}", failures.len()) }
 }
 
 /// What a forwarder reports: a worker's event, or that its stream ended.
@@ -168,9 +144,12 @@ impl Streams {
     }
 }
 
+/// Streams the first worker to answer `req` to `tx`, handing over to another worker if it
+/// fails midway (a council's synthesis streams this way too).
 pub(crate) async fn streamed(
     inner: &Arc<Inner>,
     job: &Job,
+    req: &ValidRequest,
     started: Vec<Started>,
     tried: Tried,
     tx: &mpsc::Sender<JobEvent>,
@@ -211,7 +190,7 @@ pub(crate) async fn streamed(
             }
             // Wait for a free worker only when nothing else is still running.
             let wait = if live == 0 { until } else { tokio::time::Instant::now() };
-            if let Ok(more) = inner.start(job, &job.request, 1, &tried, wait).await {
+            if let Ok(more) = inner.start(job, req, 1, &tried, wait).await {
                 for s in more {
                     *budget -= 1;
                     streams.add(s);
@@ -273,12 +252,13 @@ pub(crate) async fn streamed(
                     finish_reason,
                     usage,
                     trace: Trace {
-                        strategy: job.strategy,
+                        strategy: Strategy::Race,
                         winner: Some(winner),
                         attempts,
                         latency_ms: ms(t0),
                         ttft_ms,
                         handovers,
+                        ..Trace::default()
                     },
                 });
             }
@@ -297,8 +277,8 @@ pub(crate) async fn streamed(
         if wire.is_client_error() || handovers.len() > inner.max_retries() {
             return Err(gone("no more hand-overs".into()));
         }
-        let id = TaskId(job.request.id.0.wrapping_add(handovers.len() as u64 + 1));
-        let resumed = job.request.resumed(id, text.clone());
+        let id = TaskId(req.id.0.wrapping_add(handovers.len() as u64 + 1));
+        let resumed = req.resumed(id, text.clone());
         let mut more = inner
             .start(job, &resumed, 1, &failed, until)
             .await
