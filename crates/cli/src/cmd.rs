@@ -14,6 +14,7 @@ pub(crate) mod bench;
 pub(crate) mod bundle;
 mod duration_arg;
 mod engine_args;
+pub(crate) mod eval;
 mod gateway_args;
 pub(crate) mod guard;
 mod guard_args;

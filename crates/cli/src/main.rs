@@ -64,6 +64,8 @@ enum Command {
     /// Measure performance.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
+    /// Measure answer quality per routing strategy on a question set, against a running gateway.
+    Eval(cmd::eval::Args),
     /// Build, sign and verify signed update bundles.
     #[command(subcommand)]
     Bundle(cmd::bundle::Command),
@@ -102,6 +104,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => cmd::serve::run(&cli.global, args).await,
             Command::Worker(args) => cmd::worker::run(&cli.global, args).await,
             Command::Status(args) => cmd::status::run(&cli.global, args).await,
+            Command::Eval(args) => cmd::eval::run(&cli.global, args).await,
             Command::Bundle(c) => cmd::bundle::run(&cli.global, c).await,
             Command::Version(args) => cmd::bundle::version(args),
             Command::SelfCheck(args) => cmd::bundle::self_check(args),

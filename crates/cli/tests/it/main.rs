@@ -3,6 +3,7 @@
 
 mod ask;
 mod edge_cases;
+mod eval;
 mod forget;
 mod guard;
 mod handover;

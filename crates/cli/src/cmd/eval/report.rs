@@ -1,0 +1,266 @@
+//! Per-configuration summaries, the Markdown tables and the JSON results file.
+
+use std::{collections::BTreeMap, fmt::Write as _, io::Write as _, path::Path};
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use super::stats::{percentile, wilson};
+
+/// Longest answer text kept per item.
+pub(crate) const MAX_ANSWER_CHARS: usize = 200;
+
+/// One item under one configuration.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ItemResult {
+    pub(crate) id: String,
+    pub(crate) kind: String,
+    /// `None` when the request failed.
+    pub(crate) correct: Option<bool>,
+    /// The answer, cut to [`MAX_ANSWER_CHARS`] characters.
+    pub(crate) answer: String,
+    /// Tokens generated over every attempt and stage.
+    pub(crate) tokens: u64,
+    /// Client-measured wall time of the request.
+    pub(crate) latency_ms: f64,
+    /// `trace.strategy` as the gateway reported it.
+    pub(crate) strategy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<String>,
+}
+
+/// Accuracy of a group of answered items.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Accuracy {
+    /// Items answered (errors excluded).
+    pub(crate) n: usize,
+    pub(crate) correct: usize,
+    /// `correct / n`; `None` when nothing was answered.
+    pub(crate) accuracy: Option<f64>,
+    /// 95 % Wilson interval.
+    pub(crate) ci95: Option<(f64, f64)>,
+}
+
+impl Accuracy {
+    fn of<'a>(items: impl Iterator<Item = &'a ItemResult>) -> Self {
+        let answered: Vec<bool> = items.filter_map(|i| i.correct).collect();
+        let (n, correct) = (answered.len(), answered.iter().filter(|c| **c).count());
+        Accuracy {
+            n,
+            correct,
+            accuracy: (n > 0).then(|| correct as f64 / n as f64),
+            ci95: wilson(correct, n),
+        }
+    }
+
+    fn cell(&self) -> String {
+        match (self.accuracy, self.ci95) {
+            (Some(a), Some((lo, hi))) => {
+                format!("{:.1}% [{:.1}, {:.1}]", a * 100.0, lo * 100.0, hi * 100.0)
+            }
+            _ => "-".into(),
+        }
+    }
+}
+
+/// One configuration's results.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ConfigReport {
+    pub(crate) config: String,
+    /// Strategy sent (`None`: the gateway's default).
+    pub(crate) strategy: Option<&'static str>,
+    pub(crate) fanout: Option<usize>,
+    #[serde(flatten)]
+    pub(crate) overall: Accuracy,
+    pub(crate) errors: usize,
+    pub(crate) first_error: Option<String>,
+    /// Mean tokens generated per answered item.
+    pub(crate) tokens_per_item: Option<f64>,
+    pub(crate) p50_ms: Option<f64>,
+    pub(crate) p95_ms: Option<f64>,
+    pub(crate) per_kind: BTreeMap<String, Accuracy>,
+    pub(crate) items: Vec<ItemResult>,
+}
+
+impl ConfigReport {
+    pub(crate) fn new(
+        config: String,
+        strategy: Option<&'static str>,
+        fanout: Option<usize>,
+        items: Vec<ItemResult>,
+    ) -> Self {
+        let answered: Vec<&ItemResult> = items.iter().filter(|i| i.correct.is_some()).collect();
+        let latencies: Vec<f64> = answered.iter().map(|i| i.latency_ms).collect();
+        let kinds: Vec<String> = {
+            let mut k: Vec<String> = items.iter().map(|i| i.kind.clone()).collect();
+            k.sort();
+            k.dedup();
+            k
+        };
+        ConfigReport {
+            config,
+            strategy,
+            fanout,
+            overall: Accuracy::of(items.iter()),
+            errors: items.len() - answered.len(),
+            first_error: items.iter().find_map(|i| i.error.clone()),
+            tokens_per_item: (!answered.is_empty()).then(|| {
+                answered.iter().map(|i| i.tokens).sum::<u64>() as f64 / answered.len() as f64
+            }),
+            p50_ms: percentile(&latencies, 50.0),
+            p95_ms: percentile(&latencies, 95.0),
+            per_kind: kinds
+                .into_iter()
+                .map(|k| {
+                    let acc = Accuracy::of(items.iter().filter(|i| i.kind == k));
+                    (k, acc)
+                })
+                .collect(),
+            items,
+        }
+    }
+}
+
+/// The summary table, then the per-kind table, as Markdown.
+pub(crate) fn tables(reports: &[ConfigReport]) -> String {
+    let opt = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
+    let mut s = String::new();
+    let _ =
+        writeln!(s, "| config | n | accuracy [95% CI] | tokens/item | p50 ms | p95 ms | errors |");
+    let _ = writeln!(s, "|---|---:|---|---:|---:|---:|---:|");
+    for r in reports {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            r.config,
+            r.overall.n,
+            r.overall.cell(),
+            opt(r.tokens_per_item, 1),
+            opt(r.p50_ms, 0),
+            opt(r.p95_ms, 0),
+            r.errors
+        );
+    }
+    let mut kinds: Vec<&String> = reports.iter().flat_map(|r| r.per_kind.keys()).collect();
+    kinds.sort();
+    kinds.dedup();
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "| config | {} |",
+        kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(" | ")
+    );
+    let _ = writeln!(s, "|---|{}", "---:|".repeat(kinds.len()));
+    for r in reports {
+        let cells: Vec<String> = kinds
+            .iter()
+            .map(|k| match r.per_kind.get(*k) {
+                Some(a) if a.n > 0 => {
+                    format!("{}/{} ({:.0}%)", a.correct, a.n, a.accuracy.unwrap_or(0.0) * 100.0)
+                }
+                _ => "-".into(),
+            })
+            .collect();
+        let _ = writeln!(s, "| {} | {} |", r.config, cells.join(" | "));
+    }
+    s
+}
+
+/// Writes `value` as JSON to `path` atomically: a temporary file in the same directory, then
+/// a rename, so a reader never sees half a file and an interrupted run leaves the old one.
+pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    serde_json::to_writer_pretty(&mut tmp, value).context("cannot write the results")?;
+    tmp.write_all(b"\n").context("cannot write the results")?;
+    tmp.as_file().sync_all().context("cannot flush the results")?;
+    tmp.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// `text` cut to `max` characters (not bytes), marked with `…` when cut.
+pub(crate) fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+/// UTC date and time as RFC 3339, from the system clock.
+pub(crate) fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = (if mp < 10 { mp + 3 } else { mp - 9 }) as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(kind: &str, correct: Option<bool>, tokens: u64, ms: f64) -> ItemResult {
+        ItemResult {
+            id: "x".into(),
+            kind: kind.into(),
+            correct,
+            answer: String::new(),
+            tokens,
+            latency_ms: ms,
+            strategy: Some("race".into()),
+            error: correct.is_none().then(|| "HTTP 422".into()),
+        }
+    }
+
+    #[test]
+    fn errors_are_counted_apart_from_accuracy() {
+        let r = ConfigReport::new(
+            "greedy".into(),
+            Some("race"),
+            Some(1),
+            vec![
+                item("a", Some(true), 4, 10.0),
+                item("a", Some(false), 6, 30.0),
+                item("b", None, 0, 1.0),
+                item("b", Some(true), 2, 20.0),
+            ],
+        );
+        assert_eq!((r.overall.n, r.overall.correct, r.errors), (3, 2, 1));
+        assert_eq!(r.tokens_per_item, Some(4.0));
+        assert_eq!((r.p50_ms, r.p95_ms), (Some(20.0), Some(30.0)));
+        assert_eq!(r.per_kind["b"].n, 1);
+        assert_eq!(r.first_error.as_deref(), Some("HTTP 422"));
+        let t = tables(&[r]);
+        assert!(t.contains("| greedy | 3 | 66.7% [20.8, 93.9] | 4.0 | 20 | 30 | 1 |"), "{t}");
+        assert!(t.contains("| greedy | 1/2 (50%) | 1/1 (100%) |"), "{t}");
+    }
+
+    #[test]
+    fn dates_and_truncation() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_423), (2025, 12, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(truncate("héllo", 3), "hél…");
+        assert_eq!(truncate("héllo", 5), "héllo");
+    }
+}
