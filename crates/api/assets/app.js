@@ -309,7 +309,9 @@ async function send(prompt) {
           answer.li.scrollIntoView({ block: 'end' });
         }
         if (c && c.finish_reason) finish = c.finish_reason;
-        if (v.nova && v.nova.stage) {
+        if (v.nova && v.nova.stage_started) {
+          answer.state.textContent = `Council: ${v.nova.stage_started} stage…`;
+        } else if (v.nova && v.nova.stage) {
           // A council's stage ended: say so while the answer is still on its way.
           answer.state.textContent = `Council: ${v.nova.stage.name} stage done (${v.nova.stage.note})`;
         } else if (v.nova) {

@@ -149,7 +149,9 @@ pub struct JobResult {
 pub enum JobEvent {
     /// Text for the client (streamed jobs; whole jobs send the answer in `Done`).
     Token(String),
-    /// A stage of a multi-stage strategy ended (council); streamed jobs forward it.
+    /// A stage of a multi-stage strategy (council) started, by name; streamed jobs forward it.
+    StageStarted(&'static str),
+    /// A stage of a multi-stage strategy ended; streamed jobs forward it.
     Stage(Box<Stage>),
     /// Finished.
     Done(Box<JobResult>),

@@ -40,8 +40,9 @@ pub(crate) struct SubmitRequest {
     debug: bool,
     /// Seconds the whole request may take.
     deadline_s: Option<u64>,
-    /// Answer as server-sent events: `stage` (a council's stages as they end), `token`,
-    /// then `done` (the whole result, as without streaming) or `error`.
+    /// Answer as server-sent events: `stage_started` and `stage` (a council's stages as they
+    /// start and end), `token`, then `done` (the whole result, as without streaming) or
+    /// `error`.
     #[serde(default)]
     stream: bool,
 }
@@ -98,6 +99,9 @@ fn events(rx: JobEvents) -> impl Stream<Item = Result<Event, Infallible>> {
         let mut rx = rx?;
         let (ev, more) = match rx.recv().await {
             Some(JobEvent::Token(text)) => (event("token", &json!({ "text": text })), true),
+            Some(JobEvent::StageStarted(name)) => {
+                (event("stage_started", &json!({ "name": name })), true)
+            }
             Some(JobEvent::Stage(stage)) => (event("stage", &json!(stage)), true),
             Some(JobEvent::Done(r)) => (event("done", &result(&r)), false),
             Some(JobEvent::Error(e)) => (event("error", &ApiError::from(e).body()), false),

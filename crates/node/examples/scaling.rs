@@ -64,7 +64,7 @@ async fn ask(g: &Gateway, fanout: usize) -> Duration {
         match ev {
             JobEvent::Done(_) => return started.elapsed(),
             JobEvent::Error(e) => panic!("{e}"),
-            JobEvent::Token(_) | JobEvent::Stage(_) => {}
+            JobEvent::Token(_) | JobEvent::Stage(_) | JobEvent::StageStarted(_) => {}
         }
     }
     panic!("job ended without an answer")

@@ -223,6 +223,13 @@ async fn a_chairman_dying_mid_stream_is_continued_and_stages_stream_as_they_end(
         .filter_map(|(_, v)| v["name"].as_str())
         .collect();
     assert_eq!(stages, ["answer", "rank", "synthesize"], "{kinds:?}");
+    let started: Vec<&str> = events
+        .iter()
+        .filter(|(k, _)| k == "stage_started")
+        .filter_map(|(_, v)| v["name"].as_str())
+        .collect();
+    assert_eq!(started, ["answer", "rank", "synthesize"], "{kinds:?}");
+    assert_eq!(kinds.first(), Some(&"stage_started"), "the stream opens as stage 1 starts");
     // The two first stages arrive before any token; the answer streams, then ends with `done`.
     let first_token = kinds.iter().position(|k| *k == "token").expect("tokens");
     assert!(kinds[..first_token].iter().filter(|k| **k == "stage").count() == 2, "{kinds:?}");

@@ -148,7 +148,7 @@ pub(crate) async fn handle(
 pub(crate) async fn wait(mut rx: JobEvents) -> Result<JobResult, ApiError> {
     while let Some(ev) = rx.recv().await {
         match ev {
-            JobEvent::Token(_) | JobEvent::Stage(_) => {}
+            JobEvent::Token(_) | JobEvent::Stage(_) | JobEvent::StageStarted(_) => {}
             JobEvent::Done(r) => return Ok(*r),
             JobEvent::Error(e) => return Err(e.into()),
         }
@@ -198,7 +198,8 @@ fn data(v: &Value) -> Result<Event, Infallible> {
 /// finish reason (and nova's trace), an optional usage chunk, then `[DONE]`. A failure ends
 /// the stream with an error event instead of truncating silently. A job that streams no tokens
 /// (best_of_n picks its answer only at the end) sends the whole answer as one content chunk.
-/// A council's stages come as chunks with an empty delta and a `nova.stage` object.
+/// A council's stages come as chunks with an empty delta and a `nova.stage_started` name or a
+/// `nova.stage` object.
 fn sse_stream(
     rx: JobEvents,
     id: String,
@@ -221,6 +222,11 @@ fn sse_stream(
                 Some(JobEvent::Stage(stage)) => {
                     let mut c = chunk(&id, &model, json!({}), None);
                     c["nova"] = json!({ "stage": stage });
+                    Some((stream::iter(vec![data(&c)]), Some((rx, streamed))))
+                }
+                Some(JobEvent::StageStarted(name)) => {
+                    let mut c = chunk(&id, &model, json!({}), None);
+                    c["nova"] = json!({ "stage_started": name });
                     Some((stream::iter(vec![data(&c)]), Some((rx, streamed))))
                 }
                 Some(JobEvent::Done(r)) => {

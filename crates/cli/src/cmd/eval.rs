@@ -175,7 +175,8 @@ async fn run_config(ctx: &Ctx, config: Config, items: &[Item], args: &Args) -> V
 
 /// One item under one configuration. Never fails: a failed request is an item with an error.
 async fn ask(ctx: &Ctx, config: Config, item: &Item, seed: u64) -> ItemResult {
-    let body = config.body(&item.prompt, ctx.max_tokens, config::item_seed(seed, &item.id));
+    let body =
+        config.body(&item.prompt, &item.kind, ctx.max_tokens, config::item_seed(seed, &item.id));
     let started = Instant::now();
     let outcome = submit(ctx, &body).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -1,67 +1,28 @@
 //! `nova eval` against a real gateway and two real workers: the results file has the promised
 //! shape. Accuracy values are the model's business, not this test's.
 
-use std::{
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::{path::Path, time::Duration};
 
 use serde_json::Value;
 
-use crate::{nova, run, spawn, stderr, stdout, Proc};
+use crate::{nova, run, stderr, stdout, Proc};
 
 const TOKEN: &str = "eval-token";
 const SECRET: &str = "eval-secret-for-tests";
 
-fn worker(join: &str) -> Proc {
-    let w = spawn(
-        1,
-        &[
-            "worker",
-            "--join",
-            join,
-            "--secret",
-            SECRET,
-            "--no-pull",
-            "--model",
-            "smollm2-135m",
-            "--heartbeat-ms",
-            "500",
-        ],
-    );
-    w.wait_for("worker ");
-    w
+fn worker(join: &str, name: &str) -> Proc {
+    crate::swarm_worker(join, SECRET, name, &[])
 }
 
 async fn wait_workers(url: &str, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let v: Value = reqwest::Client::new()
-            .get(format!("{url}/v1/swarm"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("swarm")
-            .json()
-            .await
-            .expect("json");
-        let ready = v["workers"]
-            .as_array()
-            .map(|w| w.iter().filter(|w| w["state"] == "ready").count())
-            .unwrap_or(0);
-        if ready >= n {
-            return;
-        }
-        assert!(Instant::now() < deadline, "only {ready} of {n} workers ready: {v}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    crate::wait_ready(url, TOKEN, n).await
 }
 
 #[tokio::test]
 async fn eval_writes_one_result_per_item_and_configuration() {
     let (_gateway, url, join) = crate::spawn_gateway(TOKEN, SECRET, &[]);
-    let _a = worker(&join);
-    let _b = worker(&join);
+    let _a = worker(&join, "eval-a");
+    let _b = worker(&join, "eval-b");
     wait_workers(&url, 2).await;
 
     let dir = tempfile::tempdir().expect("tempdir");

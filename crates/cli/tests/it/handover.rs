@@ -2,35 +2,17 @@
 //! whose worker is killed midway goes on on another worker with the same greedy text, and
 //! prompts no worker can take are a 4xx from the gateway, not a 502 after every worker failed.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::{spawn, spawn_gateway, Proc};
+use crate::{spawn_gateway, swarm_view, swarm_worker, Proc};
 
 const TOKEN: &str = "handover-token";
 const SECRET: &str = "handover-secret-for-tests";
 
 fn worker(join: &str, name: &str) -> Proc {
-    let w = spawn(
-        1,
-        &[
-            "worker",
-            "--join",
-            join,
-            "--secret",
-            SECRET,
-            "--no-pull",
-            "--model",
-            "smollm2-135m",
-            "--heartbeat-ms",
-            "500",
-            "--name",
-            name,
-        ],
-    );
-    w.wait_for("worker ");
-    w
+    swarm_worker(join, SECRET, name, &[])
 }
 
 /// The swarm view's entries, whatever nesting the view uses for a worker's fields.
@@ -43,23 +25,11 @@ fn field<'a>(w: &'a Value, key: &str) -> &'a Value {
 }
 
 async fn swarm(url: &str) -> Value {
-    let r = reqwest::Client::new().get(format!("{url}/v1/swarm")).bearer_auth(TOKEN).send().await;
-    r.expect("swarm").json().await.expect("json")
+    swarm_view(url, TOKEN).await
 }
 
 async fn wait_ready(url: &str, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let v = swarm(url).await;
-        let ready = v["workers"]
-            .as_array()
-            .map_or(0, |ws| ws.iter().filter(|w| w["state"] == "ready").count());
-        if ready >= n {
-            return;
-        }
-        assert!(Instant::now() < deadline, "only {ready} of {n} workers ready: {v}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    crate::wait_ready(url, TOKEN, n).await
 }
 
 /// The name of the worker with a task in flight.

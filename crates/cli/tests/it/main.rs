@@ -2,6 +2,7 @@
 //! dir that `scripts/test.sh` fills; tests that write use a temporary data dir of their own.
 
 mod ask;
+mod council;
 mod edge_cases;
 mod eval;
 mod forget;
@@ -175,4 +176,54 @@ pub(crate) fn spawn_cmd(mut cmd: Command, home: tempfile::TempDir) -> Proc {
         }
     });
     Proc { child, lines, _home: home }
+}
+
+/// A `nova worker` of the default model joining `join` with `secret` as `name`, heartbeating
+/// every 500 ms, started (`extra` adds flags).
+pub(crate) fn swarm_worker(join: &str, secret: &str, name: &str, extra: &[&str]) -> Proc {
+    let mut args = vec![
+        "worker",
+        "--join",
+        join,
+        "--secret",
+        secret,
+        "--no-pull",
+        "--model",
+        "smollm2-135m",
+        "--heartbeat-ms",
+        "500",
+        "--name",
+        name,
+    ];
+    args.extend_from_slice(extra);
+    let w = spawn(1, &args);
+    w.wait_for("worker ");
+    w
+}
+
+/// `GET /v1/swarm`.
+pub(crate) async fn swarm_view(url: &str, token: &str) -> serde_json::Value {
+    let r = reqwest::Client::new()
+        .get(format!("{url}/v1/swarm"))
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    r.expect("swarm").json().await.expect("json")
+}
+
+/// Waits (at most 60 s) until `n` workers are ready.
+pub(crate) async fn wait_ready(url: &str, token: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = swarm_view(url, token).await;
+        let ready = v["workers"]
+            .as_array()
+            .map_or(0, |ws| ws.iter().filter(|w| w["state"] == "ready").count());
+        if ready >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "only {ready} of {n} workers ready: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -122,6 +122,11 @@ impl Council<'_> {
         tokio::time::Instant::from_std(self.t0) + self.job.deadline.mul_f64(share)
     }
 
+    /// Says a stage started (a streaming client gets its 200 and this at once).
+    async fn start_stage(&self, name: &'static str) {
+        let _ = self.tx.send(JobEvent::StageStarted(name)).await;
+    }
+
     /// Ends a stage: into the trace, and out to a streaming client.
     async fn end_stage(&mut self, stage: Stage) {
         let _ = self.tx.send(JobEvent::Stage(Box::new(stage.clone()))).await;
@@ -135,6 +140,7 @@ impl Council<'_> {
         tried: Tried,
     ) -> Result<Vec<Answer>, InferError> {
         let began = ms(self.t0);
+        self.start_stage("answer").await;
         let round = Round {
             inner: self.inner,
             job: self.job,
@@ -188,6 +194,7 @@ impl Council<'_> {
                 .await;
             return (0..n).collect();
         }
+        self.start_stage("rank").await;
         let q = question(&self.job.request.prompt).to_string();
         let until = self.until(0.7);
         let mut set = JoinSet::new();
@@ -303,6 +310,7 @@ impl Council<'_> {
         order: &[usize],
     ) -> Result<JobResult, InferError> {
         let began = ms(self.t0);
+        self.start_stage("synthesize").await;
         let q = question(&self.job.request.prompt).to_string();
         let ranked: Vec<&str> = order.iter().map(|i| answers[*i].text.as_str()).collect();
         let params = self.job.request.params.clone();

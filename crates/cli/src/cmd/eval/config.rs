@@ -96,20 +96,22 @@ impl Config {
         }
     }
 
-    /// The `POST /submit` body for `prompt`. `seed` is the item's seed.
-    pub(crate) fn body(self, prompt: &str, max_tokens: u32, seed: u64) -> Value {
+    /// The `POST /submit` body for `prompt` of kind `kind`. `seed` is the item's seed: the
+    /// gateway gives each of a job's samples its own seed derived from it, so K-sample
+    /// strategies stay reproducible without K identical samples.
+    pub(crate) fn body(self, prompt: &str, kind: &str, max_tokens: u32, seed: u64) -> Value {
         let params = match self {
             Config::Greedy => json!({"temperature": 0, "max_tokens": max_tokens}),
-            Config::Sampled => {
+            Config::Sampled | Config::BestOfN(_) | Config::Vote(_) | Config::Council(_) => {
                 json!({"temperature": SAMPLED_TEMPERATURE, "max_tokens": max_tokens, "seed": seed})
             }
-            // No seed: this gateway hands every worker the same parameters, so one seed would
-            // make K identical samples on identical models and K-sample strategies would
-            // measure one sample K times.
-            Config::BestOfN(_) | Config::Vote(_) | Config::Council(_) => {
-                json!({"temperature": SAMPLED_TEMPERATURE, "max_tokens": max_tokens})
+            // What a client that asks for greedy answers and tags its questions by topic sends
+            // when it leaves the strategy to the gateway: `auto` learns per tag, answers
+            // greedily when it answers once and samples when it votes.
+            Config::Auto => {
+                return json!({"prompt": prompt, "tags": [kind], "params":
+                    {"temperature": 0, "max_tokens": max_tokens, "seed": seed}})
             }
-            Config::Auto => return json!({"prompt": prompt, "params": {"max_tokens": max_tokens}}),
         };
         json!({
             "prompt": prompt,
@@ -165,20 +167,21 @@ mod tests {
 
     #[test]
     fn bodies_match_the_submit_endpoint() {
-        let b = Config::Greedy.body("q", 32, 9);
+        let b = Config::Greedy.body("q", "k", 32, 9);
         assert_eq!(
             b,
             json!({"prompt": "q", "strategy": "race", "fanout": 1,
             "params": {"temperature": 0, "max_tokens": 32}, "debug": false})
         );
-        let b = Config::Sampled.body("q", 32, 9);
+        let b = Config::Sampled.body("q", "k", 32, 9);
         assert_eq!(b["params"]["seed"], 9);
-        let b = Config::Vote(5).body("q", 16, 9);
+        let b = Config::Vote(5).body("q", "k", 16, 9);
         assert_eq!((b["strategy"].as_str(), b["fanout"].as_u64()), (Some("vote"), Some(5)));
-        assert!(b["params"].get("seed").is_none());
+        assert_eq!(b["params"]["seed"], 9);
         assert_eq!(
-            Config::Auto.body("q", 32, 9),
-            json!({"prompt": "q", "params": {"max_tokens": 32}})
+            Config::Auto.body("q", "k", 32, 9),
+            json!({"prompt": "q", "tags": ["k"],
+                "params": {"temperature": 0, "max_tokens": 32, "seed": 9}})
         );
     }
 
