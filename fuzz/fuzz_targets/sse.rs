@@ -1,16 +1,7 @@
-//! The `openai_http` backend's parser of an upstream server's event stream. Whatever the
-//! bytes, it never panics, and it decodes the same however the network splits them.
-//!
-//! Input: one byte giving the piece size (1-256), then the stream's bytes.
+//! cargo-fuzz target: the input format and the properties checked are in ../checks/sse.rs,
+//! which the stable corpus replay in CI (crates/cli/tests/fuzz_replay.rs) runs too.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use nova_engine::fuzzing::decode_sse;
+include!("../checks/sse.rs");
 
-fuzz_target!(|data: &[u8]| {
-    let Some((&piece, input)) = data.split_first() else { return };
-    let whole = decode_sse(input, input.len());
-    let split = decode_sse(input, usize::from(piece) + 1);
-    // EngineError has no PartialEq; its Debug form shows every field.
-    assert_eq!(format!("{whole:?}"), format!("{split:?}"), "pieces of {}", usize::from(piece) + 1);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check(data));
