@@ -91,12 +91,12 @@ pub struct Stage {
     pub scores: Vec<(String, f64)>,
 }
 
-/// How a vote went.
+/// How much an ensemble's answers agreed (vote and best_of_n).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VoteSummary {
-    /// The winning claim.
+    /// The largest cluster's claim (vote returns one of its answers; best_of_n may not).
     pub claim: String,
-    /// Share of answers in the winning cluster, 0..=1.
+    /// Share of answers in the largest cluster, 0..=1.
     pub agreement: f64,
     /// Distinct claims among the answers.
     pub distinct: usize,

@@ -75,13 +75,12 @@ pub(crate) fn judge(job: &Job, answers: &[Answer], by_vote: bool) -> Judged {
         (Some(v), true) => v.winner,
         _ => reranked,
     };
+    // How much the answers agreed: the largest cluster's claim and share, whichever answer
+    // was returned (best-of-n may return a minority answer it scores higher).
     let summary = match verdict {
         Some(v) => VoteSummary {
-            claim: claims[best].clone(),
-            // The share of the answer actually returned (for best_of_n, it may be a minority).
-            agreement: claims.iter().filter(|c| !c.is_empty() && **c == claims[best]).count()
-                as f64
-                / answers.len() as f64,
+            claim: v.claim,
+            agreement: v.agreement,
             distinct: v.distinct,
             answers: answers.len(),
         },
