@@ -41,9 +41,21 @@ where
     }
 }
 
-/// Maps a JSON parse failure to an OpenAI-shaped 400 that keeps serde's detail.
+/// Maps a JSON parse failure to an OpenAI-shaped 400 that keeps serde's detail; a tag list
+/// the parser stopped reading (`nova_proto::deserialize_tags`) is `422 bad_tags`, as a
+/// shorter over-long list is.
 fn bad_json(e: JsonRejection) -> ApiError {
-    ApiError::BadRequest(format!("invalid request body: {}", e.body_text()))
+    let text = e.body_text();
+    if text.contains(nova_proto::TOO_MANY_TAGS) {
+        let limits = nova_proto::Limits::default();
+        return nova_proto::ValidationError::BadTags {
+            max: limits.max_tags,
+            max_bytes: limits.max_tag_bytes,
+            detail: format!("more than {} tags", nova_proto::MAX_TAGS_READ),
+        }
+        .into();
+    }
+    ApiError::BadRequest(format!("invalid request body: {text}"))
 }
 
 #[cfg(test)]

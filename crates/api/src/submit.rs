@@ -34,7 +34,7 @@ pub(crate) struct SubmitRequest {
     model: Option<String>,
     fanout: Option<usize>,
     strategy: Option<Strategy>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nova_proto::deserialize_tags")]
     tags: Vec<String>,
     #[serde(default)]
     debug: bool,

@@ -13,8 +13,8 @@ mod token;
 pub use error::ErrorKind;
 pub use node::NodeStatus;
 pub use request::{
-    normalize_tags, ChatMessage, Limits, Prompt, Resume, Role, SamplingParams, TaskId,
-    ValidRequest, ValidationError,
+    deserialize_tags, normalize_tags, ChatMessage, Limits, Prompt, Resume, Role, SamplingParams,
+    TaskId, ValidRequest, ValidationError, MAX_TAGS_READ, TOO_MANY_TAGS,
 };
 pub use strategy::Strategy;
 pub use swarm::{SwarmView, SwarmWorker, WorkerState, WorkerSummary};

@@ -39,7 +39,7 @@ pub(crate) enum Stop {
 pub(crate) struct NovaOptions {
     pub(crate) strategy: Option<Strategy>,
     pub(crate) fanout: Option<usize>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nova_proto::deserialize_tags")]
     pub(crate) tags: Vec<String>,
     #[serde(default)]
     pub(crate) debug: bool,
