@@ -6,20 +6,37 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Where the time goes, printed last (CI shows the end of the output): one line per stage.
+timings=""
+stage_start=$SECONDS
+stage_name="setup"
+stage() {
+  timings+="$(printf '%-40s %5d s' "$stage_name" "$((SECONDS - stage_start))")"$'\n'
+  stage_name="$1"
+  stage_start=$SECONDS
+  echo "== $1" >&2
+}
+report() {
+  local rc=$?
+  timings+="$(printf '%-40s %5d s' "$stage_name" "$((SECONDS - stage_start))")"$'\n'
+  printf '\n== time per stage (exit %d, %d s in all)\n%s' "$rc" "$SECONDS" "$timings" >&2
+}
+trap report EXIT
+
 scripts/setup.sh
 export NOVA_HOME="${NOVA_HOME:-$HOME/.local/share/nova}"
 
-echo "== build" >&2
+stage "build"
 cargo build --locked --workspace --all-targets
 
-echo "== models" >&2
+stage "models"
 target/debug/nova model pull --all
 
-echo "== llama.cpp reference tools" >&2
+stage "llama.cpp reference tools"
 tools="$(scripts/build_llama_tools.sh)"
 export NOVA_LLAMA_SERVER="$tools/llama-server"
 
-echo "== the official openai Python client (for the API compatibility test)" >&2
+stage "openai Python client"
 venv="$NOVA_HOME/tools/openai-venv"
 if ! "$venv/bin/python" -c 'import openai' 2>/dev/null; then
   python3 -m venv "$venv"
@@ -27,19 +44,20 @@ if ! "$venv/bin/python" -c 'import openai' 2>/dev/null; then
 fi
 export NOVA_OPENAI_PYTHON="$venv/bin/python"
 
-echo "== playwright-core for the dashboard's browser test" >&2
+stage "playwright-core"
 # npm ci replaces node_modules every time; run it only when the lockfile changed since.
 if ! cmp -s tests/web/package-lock.json tests/web/node_modules/.nova-lock; then
   npm ci --prefix tests/web --no-audit --no-fund
   cp tests/web/package-lock.json tests/web/node_modules/.nova-lock
 fi
 
-echo "== fmt, clippy, shellcheck" >&2
+stage "fmt, shellcheck"
 cargo fmt --all -- --check
 shellcheck -x scripts/*.sh scripts/lib/*.sh .ci/run
+stage "clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
-echo "== tests" >&2
+stage "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --workspace --profile ci
 else
