@@ -30,11 +30,19 @@ use super::{
     Inner,
 };
 
-/// Characters of each answer shown to rankers and the chairman: bounds the stage prompts
-/// whatever the members wrote.
+/// Characters of each answer shown to rankers and the chairman, at most.
 const MAX_SHOWN_CHARS: usize = 1200;
+/// Characters of all answers in one stage prompt together: a big council shows each answer
+/// shorter, so the prompt (about 1,300 tokens with the question) still fits a small device's
+/// context window with room to answer. Whatever the members wrote and however many they are.
+const MAX_ANSWERS_CHARS: usize = 3600;
 /// Characters of the question repeated in stage prompts.
-const MAX_QUESTION_CHARS: usize = 4000;
+const MAX_QUESTION_CHARS: usize = 1200;
+
+/// Characters each of `n` answers may show.
+fn per_answer(n: usize) -> usize {
+    MAX_SHOWN_CHARS.min(MAX_ANSWERS_CHARS / n.max(1))
+}
 /// Tokens a ranking may take ("B, A, C" is a handful).
 const RANK_TOKENS: u32 = 16;
 
@@ -65,7 +73,11 @@ fn ranking_prompt(q: &str, shown: &[&str]) -> String {
         clip(q, MAX_QUESTION_CHARS)
     );
     for (i, a) in shown.iter().enumerate() {
-        p.push_str(&format!("Answer {}: {}\n\n", borda::label(i), clip(a.trim(), MAX_SHOWN_CHARS)));
+        p.push_str(&format!(
+            "Answer {}: {}\n\n",
+            borda::label(i),
+            clip(a.trim(), per_answer(shown.len()))
+        ));
     }
     let example: Vec<String> =
         (0..shown.len()).rev().map(|i| borda::label(i).to_string()).collect();
@@ -84,7 +96,7 @@ fn synthesis_prompt(q: &str, ranked: &[&str]) -> String {
         clip(q, MAX_QUESTION_CHARS)
     );
     for (i, a) in ranked.iter().enumerate() {
-        p.push_str(&format!("{}. {}\n\n", i + 1, clip(a.trim(), MAX_SHOWN_CHARS)));
+        p.push_str(&format!("{}. {}\n\n", i + 1, clip(a.trim(), per_answer(ranked.len()))));
     }
     p.push_str("Using them, write the single best final answer to the question. Be brief.");
     p
@@ -545,6 +557,11 @@ mod tests {
         let long = "x".repeat(100_000);
         let p = ranking_prompt(&long, &[&long, &long]);
         assert!(p.len() < MAX_QUESTION_CHARS + 2 * MAX_SHOWN_CHARS + 500);
+        // Sixteen long answers share the same budget.
+        let many: Vec<&str> = vec![long.as_str(); 16];
+        for p in [ranking_prompt(&long, &many), synthesis_prompt(&long, &many)] {
+            assert!(p.len() < MAX_QUESTION_CHARS + MAX_ANSWERS_CHARS + 1000, "{}", p.len());
+        }
         let p = ranking_prompt("What is 2+2?", &["4", "5"]);
         assert!(p.contains("Answer A: 4") && p.contains("Answer B: 5"), "{p}");
         assert!(p.ends_with("B, A"), "{p}");
