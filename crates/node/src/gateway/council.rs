@@ -121,6 +121,17 @@ fn shuffled(n: usize, seed: u64, member: usize) -> Vec<usize> {
     v
 }
 
+/// The trace entry of a worker that never started its part (refused, gone, out of time).
+fn not_started(worker: &str, outcome: &str, t0: Instant, role: &str) -> Attempt {
+    Attempt {
+        worker: worker.into(),
+        outcome: outcome.into(),
+        latency_ms: ms(t0),
+        role: Some(role.into()),
+        ..Attempt::default()
+    }
+}
+
 struct Council<'a> {
     inner: &'a Arc<Inner>,
     job: &'a Job,
@@ -139,8 +150,19 @@ impl Council<'_> {
         let _ = self.tx.send(JobEvent::StageStarted(name)).await;
     }
 
-    /// Ends a stage: into the trace, and out to a streaming client.
-    async fn end_stage(&mut self, stage: Stage) {
+    /// Ends the stage `name` that began at `began` (ms into the job): into the trace, and out to
+    /// a streaming client.
+    async fn end_stage(
+        &mut self,
+        name: &str,
+        began: f64,
+        attempts: Vec<Attempt>,
+        note: String,
+        scores: Vec<(String, f64)>,
+    ) {
+        let at_ms = ms(self.t0);
+        let stage =
+            Stage { name: name.into(), at_ms, latency_ms: at_ms - began, attempts, note, scores };
         let _ = self.tx.send(JobEvent::Stage(Box::new(stage.clone()))).await;
         self.stages.push(stage);
     }
@@ -177,16 +199,7 @@ impl Council<'_> {
             0 => format!("{n} members answered"),
             d => format!("{n} members answered; {d} failed or ran out of time and were dropped"),
         };
-        let latency = ms(self.t0) - began;
-        self.end_stage(Stage {
-            name: "answer".into(),
-            at_ms: ms(self.t0),
-            latency_ms: latency,
-            attempts,
-            note,
-            scores: Vec::new(),
-        })
-        .await;
+        self.end_stage("answer", began, attempts, note, Vec::new()).await;
         if got.answers.is_empty() {
             return Err(got.no_answer("council"));
         }
@@ -202,8 +215,7 @@ impl Council<'_> {
                 "skipped: {n} answer{} leave nothing to rank without ranking one's own",
                 if n == 1 { "" } else { "s" }
             );
-            self.end_stage(Stage { name: "rank".into(), at_ms: began, note, ..Stage::default() })
-                .await;
+            self.end_stage("rank", began, Vec::new(), note, Vec::new()).await;
             return (0..n).collect();
         }
         self.start_stage("rank").await;
@@ -237,13 +249,7 @@ impl Council<'_> {
                     set.spawn(async move { (idx, whole(s, t0).await) });
                     shown_by.push(order);
                 }
-                Err(e) => attempts.push(Attempt {
-                    worker: author.worker.clone(),
-                    outcome: e.kind().into(),
-                    latency_ms: ms(self.t0),
-                    role: Some("ranker".into()),
-                    ..Attempt::default()
-                }),
+                Err(e) => attempts.push(not_started(&author.worker, e.kind(), self.t0, "ranker")),
             }
         }
         let mut ballots = Vec::new();
@@ -285,16 +291,7 @@ impl Council<'_> {
             order.iter().map(|i| borda::label(*i).to_string()).collect::<Vec<_>>().join(" > ")
         );
         let scores = (0..n).map(|i| (borda::label(i).to_string(), scores[i])).collect();
-        let latency = ms(self.t0) - began;
-        self.end_stage(Stage {
-            name: "rank".into(),
-            at_ms: ms(self.t0),
-            latency_ms: latency,
-            attempts,
-            note,
-            scores,
-        })
-        .await;
+        self.end_stage("rank", began, attempts, note, scores).await;
         order
     }
 
@@ -340,13 +337,7 @@ impl Council<'_> {
             let started = match self.inner.start_on(self.job, chair, &req, until).await {
                 Ok(s) => s,
                 Err(e) => {
-                    attempts.push(Attempt {
-                        worker: chair.clone(),
-                        outcome: e.kind().into(),
-                        latency_ms: ms(self.t0),
-                        role: Some("chairman".into()),
-                        ..Attempt::default()
-                    });
+                    attempts.push(not_started(chair, e.kind(), self.t0, "chairman"));
                     continue;
                 }
             };
@@ -355,16 +346,7 @@ impl Council<'_> {
                 Ok(Ok(a)) => {
                     attempts.push(Attempt { role: Some("chairman".into()), ..a.attempt("won") });
                     let note = format!("chairman {} wrote the answer", a.worker);
-                    let latency = ms(self.t0) - began;
-                    self.end_stage(Stage {
-                        name: "synthesize".into(),
-                        at_ms: ms(self.t0),
-                        latency_ms: latency,
-                        attempts,
-                        note,
-                        scores: Vec::new(),
-                    })
-                    .await;
+                    self.end_stage("synthesize", began, attempts, note, Vec::new()).await;
                     return Ok(self.result(
                         a.text,
                         a.finish,
@@ -380,28 +362,13 @@ impl Council<'_> {
                     attempts.push(Attempt { role: Some("chairman".into()), ..f.attempt() });
                 }
                 Err(_) => {
-                    attempts.push(Attempt {
-                        worker: chair.clone(),
-                        outcome: "timeout".into(),
-                        latency_ms: ms(self.t0),
-                        role: Some("chairman".into()),
-                        ..Attempt::default()
-                    });
+                    attempts.push(not_started(chair, "timeout", self.t0, "chairman"));
                     break;
                 }
             }
         }
-        let latency = ms(self.t0) - began;
         let note = "no member could write the answer".to_string();
-        self.end_stage(Stage {
-            name: "synthesize".into(),
-            at_ms: ms(self.t0),
-            latency_ms: latency,
-            attempts,
-            note,
-            scores: Vec::new(),
-        })
-        .await;
+        self.end_stage("synthesize", began, attempts, note, Vec::new()).await;
         Err(InferError::Failed { message: "council: every chairman failed".into() })
     }
 
@@ -425,13 +392,7 @@ impl Council<'_> {
                     started = Some(s);
                     break;
                 }
-                Err(e) => attempts.push(Attempt {
-                    worker: chair.clone(),
-                    outcome: e.kind().into(),
-                    latency_ms: ms(self.t0),
-                    role: Some("chairman".into()),
-                    ..Attempt::default()
-                }),
+                Err(e) => attempts.push(not_started(chair, e.kind(), self.t0, "chairman")),
             }
         }
         let Some(s) = started else {
@@ -453,16 +414,7 @@ impl Council<'_> {
             }
             Err(e) => ("no member could finish the answer".to_string(), Err(e)),
         };
-        let latency = ms(self.t0) - began;
-        self.end_stage(Stage {
-            name: "synthesize".into(),
-            at_ms: ms(self.t0),
-            latency_ms: latency,
-            attempts,
-            note,
-            scores: Vec::new(),
-        })
-        .await;
+        self.end_stage("synthesize", began, attempts, note, Vec::new()).await;
         let r = result?;
         Ok(self.result(
             r.text,
@@ -518,8 +470,7 @@ pub(crate) async fn run(
         let a = &answers[0];
         let began = ms(t0);
         let note = "one answer: returned as it is".to_string();
-        c.end_stage(Stage { name: "synthesize".into(), at_ms: began, note, ..Stage::default() })
-            .await;
+        c.end_stage("synthesize", began, Vec::new(), note, Vec::new()).await;
         if job.stream {
             let _ = tx.send(JobEvent::Token(a.text.clone())).await;
         }
