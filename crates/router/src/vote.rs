@@ -101,7 +101,7 @@ impl Question {
         let numbers = numbers(sentence);
         // "17 + 25 is 42": the first number the question did not already give.
         if let Some(n) = numbers.iter().find(|n| !self.words.contains(*n)).or(numbers.first()) {
-            return n.clone();
+            return clip(n);
         }
         let all: Vec<&str> = words(sentence).collect();
         let is_content = |w: &&&str| !FILLER.contains(*w) && !self.words.contains(**w);
@@ -119,8 +119,16 @@ impl Question {
         } else {
             content.into_iter().take(MAX_CLAIM_WORDS).collect::<Vec<_>>()
         };
-        kept.join(" ")
+        clip(&kept.join(" "))
     }
+}
+
+/// Longest claim key, in characters: a trace carries one per answer, so a 4,000-character
+/// "word" must not make it large.
+const MAX_CLAIM_CHARS: usize = 64;
+
+fn clip(claim: &str) -> String {
+    claim.chars().take(MAX_CLAIM_CHARS).collect()
 }
 
 /// [`Question::claim`] for an answer to an unknown question.
@@ -369,6 +377,12 @@ mod tests {
         let v = vote(&q, &["", "..."], &[0.2, 0.7]).expect("verdict");
         assert_eq!((v.winner, v.agreement, v.distinct), (1, 0.0, 0));
         assert!(vote::<&str>(&q, &[], &[]).is_none());
+    }
+
+    #[test]
+    fn claims_are_short_whatever_the_answer() {
+        assert_eq!(claim(&"x".repeat(10_000)).chars().count(), MAX_CLAIM_CHARS);
+        assert_eq!(claim(&"9".repeat(10_000)).len(), MAX_CLAIM_CHARS);
     }
 
     #[test]
