@@ -68,6 +68,32 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
     fn health(&self) -> Health;
 }
 
+/// Puts a request's context passages into its prompt by an estimate, for engines that cannot
+/// count tokens here (an upstream server, the scripted engine): a token per 3 bytes, which
+/// over-counts English for the BPE vocabularies of small models, so what fits by the estimate
+/// fits in fact. The window is `n_ctx`, or 2,048 tokens when unknown. Returns how many
+/// passages went in; the request's context is emptied.
+pub fn ground_by_estimate(req: &mut nova_proto::ValidRequest, n_ctx: Option<u32>) -> u32 {
+    if req.context.is_empty() {
+        return 0;
+    }
+    let n_ctx = n_ctx.unwrap_or(2048) as usize;
+    let (prompt, used) = req.fit_context(n_ctx, |p| Some(estimate_tokens(p)));
+    req.prompt = prompt;
+    req.context.clear();
+    used as u32
+}
+
+/// A generous token count of `prompt`: a token per 3 bytes, plus a few per chat message for
+/// the template's markers.
+fn estimate_tokens(prompt: &nova_proto::Prompt) -> usize {
+    let messages = match prompt {
+        nova_proto::Prompt::Chat(m) => m.len(),
+        nova_proto::Prompt::Text(_) => 0,
+    };
+    prompt.text_len().div_ceil(3) + 8 * messages
+}
+
 /// Collects a whole stream into its text and final event. Cancel-safe: dropping the future
 /// drops the stream, which cancels the generation.
 pub async fn collect(mut stream: TokenStream) -> Result<(String, TokenEvent), EngineError> {

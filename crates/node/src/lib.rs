@@ -11,6 +11,7 @@ mod gateway;
 mod gateway_node;
 mod http_server;
 mod join;
+mod knowledge;
 mod local_engine;
 mod membership;
 mod metrics;
@@ -30,6 +31,7 @@ pub use gateway_node::{
 };
 pub use http_server::HttpConfig;
 pub use join::JoinTarget;
+pub use knowledge::KnowledgeBase;
 pub use local_engine::{EngineSpec, LocalEngine};
 pub use membership::MAX_MEMBERS;
 pub use nova_store::secure_dir;

@@ -32,6 +32,9 @@ pub struct WorkerInfo {
     pub health: Option<watch::Receiver<DeviceHealth>>,
     /// Where the gateway's update announcements go; `None` drops them.
     pub updates: Option<tokio::sync::mpsc::Sender<crate::Announcement>>,
+    /// The documents this node shares with the swarm (`--share-knowledge`); `None` shares none
+    /// and refuses retrieval requests.
+    pub knowledge: Option<Arc<dyn crate::KnowledgeBase>>,
 }
 
 fn status(engine: &dyn Engine, info: &WorkerInfo) -> Status {
@@ -51,6 +54,7 @@ fn status(engine: &dyn Engine, info: &WorkerInfo) -> Status {
         charging: r.charging,
         temperature_c: r.temp_c.map(f64::from),
         version: info.version.clone(),
+        knowledge: info.knowledge.as_ref().map(|k| k.summary()),
     }
 }
 

@@ -105,6 +105,7 @@ impl Worker for LocalWorker {
             charging: None,
             temperature_c: None,
             version: env!("CARGO_PKG_VERSION").into(),
+            knowledge: None,
         })
     }
 }

@@ -72,6 +72,8 @@ pub struct WorkerNodeConfig {
     pub guard: Option<GuardSettings>,
     /// Self-update; `None` ignores the gateway's announcements.
     pub updates: Option<UpdateSettings>,
+    /// The documents it shares (`--share-knowledge`); `None` shares none.
+    pub knowledge: Option<Arc<dyn crate::KnowledgeBase>>,
 }
 
 /// A running worker node. Stop it with [`WorkerNode::shutdown`]; dropping it aborts every
@@ -128,6 +130,7 @@ impl WorkerNode {
             heartbeat: config.heartbeat.max(Duration::from_millis(100)),
             health,
             updates,
+            knowledge: config.knowledge,
         };
         let failure = Arc::new(Mutex::new(None));
         tasks.spawn({

@@ -136,6 +136,7 @@ async fn worker_node(gw: &GatewayNode, name: &str) -> WorkerNode {
         engine: scripted("m"),
         guard: None,
         updates: None,
+        knowledge: None,
     })
     .await
     .expect("worker starts")

@@ -4,6 +4,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod error;
+pub mod knowledge;
 mod node;
 mod request;
 mod strategy;
@@ -13,8 +14,8 @@ mod token;
 pub use error::ErrorKind;
 pub use node::NodeStatus;
 pub use request::{
-    deserialize_tags, normalize_tags, ChatMessage, Limits, Prompt, Resume, Role, SamplingParams,
-    TaskId, ValidRequest, ValidationError, MAX_TAGS_READ, TOO_MANY_TAGS,
+    deserialize_tags, normalize_tags, ChatMessage, Limits, Passage, Prompt, Resume, Role,
+    SamplingParams, TaskId, ValidRequest, ValidationError, MAX_TAGS_READ, TOO_MANY_TAGS,
 };
 pub use strategy::Strategy;
 pub use swarm::{SwarmView, SwarmWorker, WorkerState, WorkerSummary};

@@ -29,4 +29,7 @@ pub struct NodeStatus {
     pub temperature_c: Option<f64>,
     /// Its nova version.
     pub version: String,
+    /// The documents it shares for retrieval (`None`: it shares none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knowledge: Option<crate::knowledge::KnowledgeSummary>,
 }

@@ -216,6 +216,14 @@ pub enum ValidationError {
         /// What was wrong, in words.
         detail: String,
     },
+    /// Too many or too long context passages.
+    #[error("context: at most {max} passages of at most {max_bytes} bytes each")]
+    BadContext {
+        /// Passages allowed.
+        max: usize,
+        /// Bytes allowed per passage.
+        max_bytes: usize,
+    },
     /// Text contains a NUL character, which no model's tokenizer accepts.
     #[error("{field} contains a NUL character (\\u0000)")]
     NulCharacter {
@@ -234,6 +242,7 @@ impl ValidationError {
             Self::OutOfRange { .. } => "out_of_range",
             Self::BadStop { .. } => "bad_stop",
             Self::BadTags { .. } => "bad_tags",
+            Self::BadContext { .. } => "bad_context",
             Self::NulCharacter { .. } => "nul_character",
         }
     }
@@ -263,7 +272,28 @@ pub struct ValidRequest {
     /// Continue an answer another worker started (`None`: answer from the start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<Resume>,
+    /// Passages of shared documents to answer from, best first. The engine puts as many as
+    /// its context window holds in front of the prompt ([`ValidRequest::fit_context`]) and
+    /// reports how many in [`crate::Usage::context_used`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub context: Vec<Passage>,
 }
+
+/// A passage of a shared document, for a grounded answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Passage {
+    /// Where it comes from, as the model and the user see it (`node: path`).
+    pub source: String,
+    /// The passage.
+    pub text: String,
+}
+
+/// Most bytes of a passage's source label.
+const MAX_PASSAGE_SOURCE_BYTES: usize = 640;
+
+/// What a grounded prompt tells the model before the passages.
+const GROUNDING: &str = "Answer the question using the numbered sources below. \
+Cite the sources you use like [1]. If the sources do not contain the answer, say so.";
 
 impl ValidRequest {
     /// Checks `prompt` and `params` against `limits`.
@@ -273,7 +303,7 @@ impl ValidRequest {
         params: SamplingParams,
         limits: &Limits,
     ) -> Result<Self, ValidationError> {
-        let req = Self { id, prompt, params, resume: None };
+        let req = Self { id, prompt, params, resume: None, context: Vec::new() };
         req.check(limits)?;
         Ok(req)
     }
@@ -294,6 +324,60 @@ impl ValidRequest {
         s.id = TaskId(self.id.0.wrapping_add(i.wrapping_mul(0x9E37_79B9)));
         s.params.seed = self.params.seed.map(|seed| seed.wrapping_add(i));
         s
+    }
+
+    /// The prompt with the first `n` passages of [`Self::context`] in front of it: in the
+    /// system message of a conversation (merged with the caller's own, since some chat
+    /// templates take one system message only), or above a raw text.
+    pub fn grounded_prompt(&self, n: usize) -> Prompt {
+        let n = n.min(self.context.len());
+        if n == 0 {
+            return self.prompt.clone();
+        }
+        let mut sources = String::from(GROUNDING);
+        for (i, p) in self.context[..n].iter().enumerate() {
+            sources.push_str(&format!("\n\n[{}] {}\n{}", i + 1, p.source, p.text.trim()));
+        }
+        match &self.prompt {
+            Prompt::Chat(messages) => {
+                let mut out = Vec::with_capacity(messages.len() + 1);
+                match messages.first() {
+                    Some(m) if m.role == Role::System => {
+                        out.push(ChatMessage::system(format!("{}\n\n{sources}", m.content)));
+                        out.extend(messages[1..].iter().cloned());
+                    }
+                    _ => {
+                        out.push(ChatMessage::system(sources));
+                        out.extend(messages.iter().cloned());
+                    }
+                }
+                Prompt::Chat(out)
+            }
+            Prompt::Text(t) => Prompt::Text(format!("{sources}\n\n{t}")),
+        }
+    }
+
+    /// The grounded prompt with as many passages as fit in a window of `n_ctx` tokens while
+    /// leaving room for the answer (`max_tokens`, but at most a quarter of the window), and
+    /// how many that is. `count` gives a prompt's length in tokens as the model will see it
+    /// (`None`: it cannot be rendered, so no passages are added). Passages are dropped from
+    /// the end, the least relevant first.
+    pub fn fit_context(
+        &self,
+        n_ctx: usize,
+        mut count: impl FnMut(&Prompt) -> Option<usize>,
+    ) -> (Prompt, usize) {
+        let reserve = (self.params.max_tokens as usize).min(n_ctx / 4);
+        let resumed = self.resume.as_ref().map_or(0, |r| r.text.len() / 2);
+        for n in (1..=self.context.len()).rev() {
+            let p = self.grounded_prompt(n);
+            match count(&p) {
+                Some(t) if t + reserve + resumed <= n_ctx => return (p, n),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        (self.prompt.clone(), 0)
     }
 
     /// Checks every field against `limits`: what [`Self::new`] does, for a request that came
@@ -319,11 +403,24 @@ impl ValidRequest {
                 max: limits.max_prompt_bytes,
             });
         }
+        if self.context.len() > crate::knowledge::MAX_HITS
+            || self.context.iter().any(|p| {
+                p.text.len() > crate::knowledge::MAX_SNIPPET_BYTES
+                    || p.source.len() > MAX_PASSAGE_SOURCE_BYTES
+            })
+        {
+            return Err(ValidationError::BadContext {
+                max: crate::knowledge::MAX_HITS,
+                max_bytes: crate::knowledge::MAX_SNIPPET_BYTES,
+            });
+        }
         let has_nul = match prompt {
             Prompt::Chat(m) => m.iter().any(|m| m.content.contains('\0')),
             Prompt::Text(t) => t.contains('\0'),
         };
-        if has_nul || self.resume.as_ref().is_some_and(|r| r.text.contains('\0')) {
+        let context_nul =
+            self.context.iter().any(|p| p.text.contains('\0') || p.source.contains('\0'));
+        if has_nul || context_nul || self.resume.as_ref().is_some_and(|r| r.text.contains('\0')) {
             return Err(ValidationError::NulCharacter { field: "the prompt" });
         }
         check_range("temperature", "between 0 and 2", params.temperature, 0.0, 2.0)?;
@@ -450,6 +547,58 @@ mod tests {
 
     fn valid(p: Prompt, params: SamplingParams) -> Result<ValidRequest, ValidationError> {
         ValidRequest::new(TaskId(1), p, params, &Limits::default())
+    }
+
+    fn with_context(n: usize) -> ValidRequest {
+        let mut r = valid(chat("Who owns ZX-81?"), SamplingParams::default()).unwrap();
+        r.context = (0..n)
+            .map(|i| Passage { source: format!("b: notes/{i}.md"), text: format!("passage {i}") })
+            .collect();
+        r
+    }
+
+    #[test]
+    fn grounding_numbers_the_passages_in_one_system_message() {
+        let r = with_context(2);
+        let Prompt::Chat(m) = r.grounded_prompt(2) else { panic!("a chat stays a chat") };
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].role, Role::System);
+        assert!(m[0].content.contains("[1] b: notes/0.md\npassage 0"));
+        assert!(m[0].content.contains("[2] b: notes/1.md\npassage 1"));
+        // The caller's own system message is kept, with the sources after it.
+        let mut r = with_context(1);
+        r.prompt = Prompt::Chat(vec![ChatMessage::system("Be brief."), ChatMessage::user("q")]);
+        let Prompt::Chat(m) = r.grounded_prompt(1) else { panic!() };
+        assert_eq!(m.len(), 2);
+        assert!(m[0].content.starts_with("Be brief.") && m[0].content.contains("[1]"));
+        assert_eq!(r.grounded_prompt(0), r.prompt);
+    }
+
+    #[test]
+    fn fitting_drops_the_least_relevant_passages_first() {
+        let mut r = with_context(5);
+        // Room for the answer: max_tokens, here smaller than a quarter of the window.
+        r.params.max_tokens = 16;
+        let count = |p: &Prompt| Some(p.text_len());
+        let (_, used) = r.fit_context(r.grounded_prompt(5).text_len() + 16, count);
+        assert_eq!(used, 5);
+        let (p, used) = r.fit_context(r.grounded_prompt(3).text_len() + 16, count);
+        assert_eq!(used, 3);
+        assert_eq!(p, r.grounded_prompt(3));
+        // Nothing fits, or the prompt cannot be counted: the plain prompt.
+        assert_eq!(r.fit_context(10, count), (r.prompt.clone(), 0));
+        assert_eq!(r.fit_context(1 << 20, |_| None), (r.prompt.clone(), 0));
+    }
+
+    #[test]
+    fn context_is_bounded_like_the_rest_of_the_request() {
+        let mut r = with_context(crate::knowledge::MAX_HITS + 1);
+        assert_eq!(r.check(&Limits::default()).unwrap_err().kind(), "bad_context");
+        r = with_context(1);
+        r.context[0].text = "x".repeat(crate::knowledge::MAX_SNIPPET_BYTES + 1);
+        assert_eq!(r.check(&Limits::default()).unwrap_err().kind(), "bad_context");
+        r.context[0].text = "a\0b".into();
+        assert_eq!(r.check(&Limits::default()).unwrap_err().kind(), "nul_character");
     }
 
     #[test]

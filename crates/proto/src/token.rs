@@ -55,6 +55,13 @@ pub struct Usage {
     pub prompt_ms: f64,
     /// Time spent generating, in milliseconds.
     pub generation_ms: f64,
+    /// Passages of the request's context that fit in the prompt (the first this many).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub context_used: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Usage {

@@ -213,6 +213,7 @@ mod tests {
                 charging: Some(true),
                 temperature_c: None,
                 version: "0.1.0".into(),
+                knowledge: None,
             },
             first_seen_ms: seen,
             last_seen_ms: seen,

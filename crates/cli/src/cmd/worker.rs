@@ -84,6 +84,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         engine: engine_args::engine_spec(global, &args.engine).await?,
         guard: Some(GuardSettings { sources, guard, interval }),
         updates,
+        knowledge: None,
     };
     let node = WorkerNode::spawn(config).await?;
     say!(

@@ -92,7 +92,10 @@ impl Engine for OpenAiHttpEngine {
             .try_acquire_owned()
             .map_err(|_| EngineError::QueueFull { capacity: self.info.queue_capacity })?;
         let (tx, rx) = mpsc::channel(32);
-        let call = Call { client: self.client.clone(), config: self.config.clone(), req };
+        let mut req = req;
+        let context_used = crate::ground_by_estimate(&mut req, self.info.n_ctx);
+        let call =
+            Call { client: self.client.clone(), config: self.config.clone(), req, context_used };
         rt.spawn(call.run(tx, permit));
         Ok(rx)
     }
@@ -107,6 +110,8 @@ struct Call {
     client: reqwest::Client,
     config: OpenAiHttpConfig,
     req: ValidRequest,
+    /// Context passages put in the prompt.
+    context_used: u32,
 }
 
 type Tx = mpsc::Sender<Result<TokenEvent, EngineError>>;
@@ -217,6 +222,7 @@ impl Call {
                         if usage.generation_ms == 0.0 {
                             usage.generation_ms = started.elapsed().as_secs_f64() * 1000.0;
                         }
+                        usage.context_used = self.context_used;
                         let _ = tx.send(Ok(TokenEvent::Done { finish_reason, usage })).await;
                         return Ok(());
                     }

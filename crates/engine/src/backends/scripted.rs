@@ -136,6 +136,9 @@ impl Engine for ScriptedEngine {
         if self.in_flight.load(Ordering::SeqCst) >= self.info.queue_capacity {
             return Err(EngineError::QueueFull { capacity: self.info.queue_capacity });
         }
+        // Keyed scripts see the passages too, so a test can answer from a document.
+        let mut req = req;
+        let context_used = crate::ground_by_estimate(&mut req, self.info.n_ctx);
         let text = match resolve(&self.script, &req) {
             // `resolve` never returns a keyed script.
             Script::Keyed(_) => String::new(),
@@ -179,7 +182,7 @@ impl Engine for ScriptedEngine {
                 None => None,
             };
             if !tx.is_closed() {
-                stream_words(&text, &req, delay, &tx).await;
+                stream_words(&text, &req, context_used, delay, &tx).await;
             }
             in_flight.fetch_sub(1, Ordering::SeqCst);
         });
@@ -195,6 +198,7 @@ impl Engine for ScriptedEngine {
 async fn stream_words(
     text: &str,
     req: &ValidRequest,
+    context_used: u32,
     delay: Duration,
     tx: &mpsc::Sender<Result<TokenEvent, EngineError>>,
 ) {
@@ -237,6 +241,7 @@ async fn stream_words(
         completion_tokens: generated,
         prompt_ms: 0.0,
         generation_ms: delay.as_secs_f64() * 1000.0 * f64::from(generated),
+        context_used,
     };
     let _ = tx.send(Ok(TokenEvent::Done { finish_reason: finish, usage })).await;
 }

@@ -68,7 +68,26 @@ impl Generator<'_> {
         tx: &Tx,
     ) -> Result<(), Abort> {
         let params = &req.params;
-        let prompt_tokens = self.tokenize(&req.prompt)?;
+        let n_ctx = ctx.n_ctx();
+        // Passages go in while the window holds them, counted with this model's own tokenizer
+        // and template; the rest are dropped, least relevant first.
+        let (prompt_tokens, context_used) = if req.context.is_empty() {
+            (self.tokenize(&req.prompt)?, 0)
+        } else {
+            let mut last = None;
+            let (prompt, used) = req.fit_context(n_ctx as usize, |p| {
+                let t = self.tokenize(p).ok()?;
+                let n = t.len();
+                last = Some(t);
+                Some(n)
+            });
+            // `fit_context` tries the longest first: the last prompt counted is the one kept,
+            // unless it kept none of the passages.
+            match (used, last) {
+                (1.., Some(t)) => (t, used as u32),
+                _ => (self.tokenize(&prompt)?, 0),
+            }
+        };
         // Continuing another worker's answer: its text so far follows the prompt as the start
         // of this model's own answer (plain text, no special tokens).
         let resumed = match &req.resume {
@@ -80,7 +99,6 @@ impl Generator<'_> {
         let mut tokens = prompt_tokens;
         let n_prompt = tokens.len();
         tokens.extend_from_slice(&resumed);
-        let n_ctx = ctx.n_ctx();
         if tokens.len() >= n_ctx as usize {
             return Err(EngineError::PromptTooLong { tokens: tokens.len(), n_ctx }.into());
         }
@@ -166,6 +184,7 @@ impl Generator<'_> {
             completion_tokens: generated,
             prompt_ms,
             generation_ms: ms_since(gen_started),
+            context_used,
         };
         send(tx, TokenEvent::Done { finish_reason: finish, usage })
     }
