@@ -183,6 +183,18 @@ mod tests {
                     ttft_ms: Some(1.0),
                     ..Trace::default()
                 },
+                sources: if job.rag {
+                    vec![crate::Source {
+                        n: 1,
+                        node: "b".into(),
+                        path: "notes/zx.md".into(),
+                        chunk: 0,
+                        score: 2.5,
+                        text: "The ZX-4471 is maintained by Odile Varga.".into(),
+                    }]
+                } else {
+                    Vec::new()
+                },
             };
             tx.try_send(JobEvent::Done(Box::new(result))).expect("room");
             Box::pin(async move { Ok(JobEvents::new(rx)) })

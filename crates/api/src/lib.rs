@@ -37,8 +37,8 @@ pub use bundle::{Bundles, LatestBundle};
 pub use error::ApiError;
 use nova_proto::Limits;
 pub use port::{
-    Attempt, Handover, InferError, Inference, Job, JobEvent, JobEvents, JobResult, Stage, Trace,
-    VoteSummary,
+    Attempt, Handover, InferError, Inference, Job, JobEvent, JobEvents, JobResult, Retrieval,
+    Source, Stage, Trace, VoteSummary,
 };
 use tokio::sync::Semaphore;
 

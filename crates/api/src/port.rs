@@ -28,6 +28,9 @@ pub struct Job {
     pub stream: bool,
     /// The whole job must finish within this.
     pub deadline: Duration,
+    /// Answer from the documents nodes share: retrieve passages first and put them in the
+    /// prompt, and list the ones used as the answer's `sources`.
+    pub rag: bool,
 }
 
 /// One worker's part in a job.
@@ -129,6 +132,42 @@ pub struct Trace {
     /// Why `auto` chose this strategy (absent when the client chose).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auto: Option<String>,
+    /// The retrieval that grounded the answer (requests with `rag`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retrieval: Option<Retrieval>,
+}
+
+/// How the passages of a grounded answer were found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Retrieval {
+    /// Time from asking the first node to merging the answers.
+    pub latency_ms: f64,
+    /// Nodes asked (those that share documents, the gateway's own index included).
+    pub asked: usize,
+    /// Nodes that answered within the deadline.
+    pub answered: usize,
+    /// Nodes that did not, with why: `name: reason`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+    /// Passages retrieved (before the model's context window chose how many to use).
+    pub hits: usize,
+}
+
+/// A passage a grounded answer was given, numbered as the prompt numbered it (`[n]`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Source {
+    /// Its number in the prompt, from 1.
+    pub n: usize,
+    /// The node that holds the document.
+    pub node: String,
+    /// The document, as `<shared directory>/<path inside it>`.
+    pub path: String,
+    /// Which chunk of the document.
+    pub chunk: u32,
+    /// Its BM25 score across the nodes that answered.
+    pub score: f64,
+    /// The passage.
+    pub text: String,
 }
 
 /// The final answer of a job.
@@ -142,6 +181,9 @@ pub struct JobResult {
     pub usage: Usage,
     /// Who answered.
     pub trace: Trace,
+    /// The passages the answer was given (requests with `rag`), in prompt order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<Source>,
 }
 
 /// What a running job reports. A job ends with exactly one `Done` or `Error`.

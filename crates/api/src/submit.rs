@@ -45,6 +45,10 @@ pub(crate) struct SubmitRequest {
     /// `error`.
     #[serde(default)]
     stream: bool,
+    /// Answer from the documents nodes share; the answer lists the passages it was given in
+    /// `sources`.
+    #[serde(default)]
+    rag: bool,
 }
 
 pub(crate) async fn handle(
@@ -70,6 +74,7 @@ pub(crate) async fn handle(
         debug: req.debug,
         stream: req.stream,
         deadline: deadline.min(std::time::Duration::from_secs(600)),
+        rag: req.rag,
     };
     let rx = state.inference.run(job).await?;
     if req.stream {
@@ -86,6 +91,7 @@ fn result(r: &JobResult) -> Value {
         "finish_reason": r.finish_reason.as_openai(),
         "usage": r.usage,
         "trace": r.trace,
+        "sources": r.sources,
     })
 }
 

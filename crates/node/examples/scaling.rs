@@ -35,6 +35,7 @@ fn job(fanout: usize) -> Job {
         debug: false,
         stream: false,
         deadline: Duration::from_secs(60),
+        rag: false,
     }
 }
 

@@ -12,6 +12,7 @@ mod council;
 mod dispatch;
 mod ensemble;
 mod race;
+mod retrieve;
 mod round;
 
 use std::{
@@ -51,6 +52,10 @@ pub struct GatewayConfig {
     pub max_retries: usize,
     /// A departed worker is dropped from the list (and the swarm view) this long after it left.
     pub forget_after: Duration,
+    /// Longest a grounded request waits for a node's passages; slower nodes are skipped.
+    pub retrieval_timeout: Duration,
+    /// Passages retrieved for a grounded request (the model's window may take fewer).
+    pub rag_k: usize,
 }
 
 impl Default for GatewayConfig {
@@ -64,6 +69,8 @@ impl Default for GatewayConfig {
             exploration: 0.3,
             max_retries: 2,
             forget_after: Duration::from_secs(600),
+            retrieval_timeout: Duration::from_secs(2),
+            rag_k: 4,
         }
     }
 }
@@ -90,6 +97,10 @@ pub(crate) struct Inner {
     refused: Mutex<Option<Arc<AtomicU64>>>,
     /// What `auto` has learned: how much sampled answers agree, per tag.
     agreement: Mutex<auto::Agreement>,
+    /// This node's own shared documents, by the node's name.
+    knowledge: Mutex<Option<(String, Arc<dyn crate::KnowledgeBase>)>>,
+    /// Retrievals running at once, bounded like jobs (they run before admission).
+    retrievals: Arc<Semaphore>,
 }
 
 /// Routes jobs over its workers. Cheap to clone.
@@ -121,6 +132,7 @@ impl Gateway {
                 Err(e) => tracing::warn!(error = %e, "cannot load win rates; starting fresh"),
             }
         }
+        let config_in_flight = config.max_in_flight.max(1);
         Self {
             inner: Arc::new(Inner {
                 admission: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
@@ -137,6 +149,8 @@ impl Gateway {
                 stopping: tokio_util::sync::CancellationToken::new(),
                 refused: Mutex::new(None),
                 agreement: Mutex::new(auto::Agreement::default()),
+                knowledge: Mutex::new(None),
+                retrievals: Arc::new(Semaphore::new(config_in_flight)),
             }),
         }
     }
@@ -164,6 +178,12 @@ impl Gateway {
         drop(ws);
         self.inner.capacity.notify_waiters();
         Ok(())
+    }
+
+    /// Shares this node's own documents (`--share-knowledge` on the gateway's node) under
+    /// `name`, next to those of the workers that share theirs.
+    pub fn set_knowledge(&self, name: impl Into<String>, kb: Arc<dyn crate::KnowledgeBase>) {
+        *lock(&self.inner.knowledge) = Some((name.into(), kb));
     }
 
     /// Removes a worker.
@@ -401,12 +421,21 @@ impl Inference for Gateway {
     fn run(&self, job: Job) -> BoxFuture<'_, Result<JobEvents, InferError>> {
         let inner = self.inner.clone();
         Box::pin(async move {
+            let (job, grounding) = match job.rag {
+                true => {
+                    let (job, g) =
+                        inner.ground(job.clone()).await.map_err(|e| inner.refuse(&job, e))?;
+                    (job, Some(g))
+                }
+                false => (job, None),
+            };
             let (job, auto) = inner.resolve_auto(job);
             let (permit, started, tried) =
                 inner.clone().admit(job.clone()).await.map_err(|e| inner.refuse(&job, e))?;
             let (tx, mut rx) = mpsc::channel(64);
             let stream = job.stream;
-            tokio::spawn(orchestrate(inner, job, auto, started, tried, tx, permit));
+            let annotate = Annotate { auto, grounding };
+            tokio::spawn(orchestrate(inner, job, annotate, started, tried, tx, permit));
             if !stream {
                 return Ok(JobEvents::new(rx));
             }
@@ -446,10 +475,18 @@ impl Inference for Gateway {
     }
 }
 
+/// What the gateway adds to a finished answer beyond the strategy's own trace.
+struct Annotate {
+    /// Why `auto` chose the strategy.
+    auto: Option<String>,
+    /// The passages a grounded request was given.
+    grounding: Option<retrieve::Grounding>,
+}
+
 async fn orchestrate(
     inner: Arc<Inner>,
     job: Job,
-    auto: Option<String>,
+    annotate: Annotate,
     started: Vec<Started>,
     tried: Tried,
     tx: mpsc::Sender<JobEvent>,
@@ -472,7 +509,10 @@ async fn orchestrate(
             (Strategy::Council, _) => council::run(&inner, &job, started, tried, &tx, t0).await,
         };
         if let Ok(r) = &mut r {
-            r.trace.auto = auto;
+            r.trace.auto = annotate.auto;
+            if let Some(g) = annotate.grounding {
+                g.annotate(r);
+            }
         }
         r
     };

@@ -100,6 +100,9 @@ pub struct GatewayNodeConfig {
     pub local: Option<LocalWorkerSpec>,
     /// Most connected workers (departed ones do not count); more are refused.
     pub max_members: usize,
+    /// This node's documents, shared with grounded requests under the given name
+    /// (`--share-knowledge`); `None` shares none.
+    pub knowledge: Option<(String, Arc<dyn crate::KnowledgeBase>)>,
 }
 
 /// What the local worker turned out to be.
@@ -147,6 +150,9 @@ impl GatewayNode {
             None => None,
         };
         let gateway = Gateway::new(config.gateway.clone(), store).await;
+        if let Some((name, kb)) = config.knowledge.clone() {
+            gateway.set_knowledge(name, kb);
+        }
         let listener = tokio::net::TcpListener::bind(config.http.bind).await.map_err(|e| {
             SpawnError::HttpListen { addr: config.http.bind, reason: e.to_string() }
         })?;

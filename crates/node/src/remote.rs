@@ -112,6 +112,24 @@ impl crate::Worker for RemoteWorker {
         }
     }
 
+    fn retrieve(
+        &self,
+        query: nova_proto::knowledge::KnowledgeQuery,
+    ) -> Option<
+        futures_util::future::BoxFuture<
+            'static,
+            Result<nova_proto::knowledge::KnowledgeReply, String>,
+        >,
+    > {
+        let s = lock(&self.state);
+        if s.left_at_ms.is_some() || s.status.knowledge.is_none() {
+            return None;
+        }
+        drop(s);
+        let control = lock(&self.control).clone();
+        Some(Box::pin(crate::knowledge::query_peer(control, self.peer, query)))
+    }
+
     fn submit(&self, req: ValidRequest) -> Result<TokenStream, EngineError> {
         let rt = tokio::runtime::Handle::try_current()
             .map_err(|_| EngineError::Unavailable("remote workers need a tokio runtime".into()))?;

@@ -95,6 +95,18 @@ pub async fn run_worker(
     // Tasks are taken only from the gateway this worker joined; any other peer holding the
     // swarm secret (another worker found on the LAN) is refused.
     let (current_tx, current) = watch::channel(None::<PeerId>);
+    // Only a node that shares documents speaks the retrieval protocol at all: to the others'
+    // gateway the protocol is unsupported, and it skips them at once.
+    let queries = match &info.knowledge {
+        Some(kb) => {
+            let incoming = control.accept(nova_p2p::KNOWLEDGE).map_err(|e| e.to_string())?;
+            let (gateway, kb) = (current.clone(), kb.clone());
+            futures_util::future::Either::Left(crate::knowledge::serve_queries(
+                incoming, gateway, kb,
+            ))
+        }
+        None => futures_util::future::Either::Right(std::future::pending::<()>()),
+    };
     let task_engine = engine.clone();
     let task_health = info.health.clone();
     let serve = async move {
@@ -153,6 +165,7 @@ pub async fn run_worker(
     };
     tokio::select! {
         () = serve => Err("the task listener stopped".into()),
+        () = queries => Err("the retrieval listener stopped".into()),
         () = join => Ok(()),
     }
 }

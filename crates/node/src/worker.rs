@@ -2,8 +2,12 @@
 
 use std::{fmt, sync::Arc};
 
+use futures_util::future::BoxFuture;
 use nova_engine::{Engine, EngineError, TokenStream};
-use nova_proto::{NodeStatus, ValidRequest};
+use nova_proto::{
+    knowledge::{KnowledgeQuery, KnowledgeReply},
+    NodeStatus, ValidRequest,
+};
 use nova_router::WorkerView;
 
 /// A worker the gateway can dispatch to: a local engine now, a remote node over p2p later.
@@ -22,6 +26,14 @@ pub trait Worker: Send + Sync + fmt::Debug + 'static {
     /// When and how it left, once its connection closed. `None` while it is connected (and
     /// always for a worker in this process).
     fn departure(&self) -> Option<Departure> {
+        None
+    }
+    /// Asks the worker's node for passages of the documents it shares. `None` when it shares
+    /// none (or is gone). The caller bounds the time.
+    fn retrieve(
+        &self,
+        _query: KnowledgeQuery,
+    ) -> Option<BoxFuture<'static, Result<KnowledgeReply, String>>> {
         None
     }
 }

@@ -117,6 +117,7 @@ async fn gateway_node(forget_after: Duration) -> GatewayNode {
             engine: scripted("m"),
         }),
         max_members: 8,
+        knowledge: None,
     };
     GatewayNode::spawn(config).await.expect("gateway starts")
 }

@@ -10,6 +10,9 @@
 //!   [`wire::TaskEvent`]s back; closing the stream cancels the task.
 //! - [`BUNDLE`]: a worker fetches a signed update bundle from the gateway ([`bundle`]). The
 //!   gateway announces bundles with [`wire::MembershipReply`] frames on the membership stream.
+//! - [`KNOWLEDGE`]: the gateway asks a node that shares its documents for passages: one
+//!   stream per query, a [`wire::KnowledgeRequest`] out and one [`wire::KnowledgeFrame`] back.
+//!   Only nodes started with `--share-knowledge` accept the protocol at all.
 //!
 //! Discovery: with [`P2pConfig::mdns`] (only on nodes bound to a LAN interface) peers find each
 //! other by mDNS; otherwise a worker dials the address it was given with [`P2p::connect`].
@@ -28,12 +31,14 @@ pub mod wire;
 
 pub use key::load_or_create_key;
 pub use libp2p::{identity::Keypair, multiaddr::Protocol, Multiaddr, PeerId, Stream};
-pub use libp2p_stream::{Control, OpenStreamError};
+pub use libp2p_stream::{Control, IncomingStreams, OpenStreamError};
 pub use node::{ensure_port_free, P2p, P2pConfig, P2pError};
 
 /// Protocol of the membership stream.
 pub const MEMBERSHIP: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/nova/membership/1");
 /// Protocol of task streams.
 pub const TASK: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/nova/task/1");
+/// Protocol of retrieval queries to nodes that share documents.
+pub const KNOWLEDGE: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/nova/knowledge/1");
 /// Protocol of update bundle downloads.
 pub const BUNDLE: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/nova/bundle/1");

@@ -47,6 +47,22 @@ pub enum TaskEvent {
 /// The task request frame.
 pub type TaskRequest = ValidRequest;
 
+/// The retrieval request frame.
+pub type KnowledgeRequest = nova_proto::knowledge::KnowledgeQuery;
+
+/// The answer to a [`KnowledgeRequest`], node → gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "frame", rename_all = "snake_case")]
+pub enum KnowledgeFrame {
+    /// The node's best passages and its index's statistics.
+    Reply(nova_proto::knowledge::KnowledgeReply),
+    /// The node could not search (busy, its index unreadable).
+    Error {
+        /// Why, in words.
+        message: String,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use nova_proto::{FinishReason, Usage};

@@ -43,6 +43,9 @@ pub(crate) struct NovaOptions {
     pub(crate) tags: Vec<String>,
     #[serde(default)]
     pub(crate) debug: bool,
+    /// Answer from the documents nodes share, citing them in `nova.sources`.
+    #[serde(default)]
+    pub(crate) rag: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +131,7 @@ pub(crate) async fn handle(
         debug: opts.debug,
         stream: req.stream,
         deadline: DEADLINE,
+        rag: opts.rag,
     };
     let rx = state.inference.run(job).await?;
     let id = format!("chatcmpl-{:x}", task_id().0);
@@ -168,8 +172,18 @@ fn whole(id: &str, model: &str, r: &JobResult) -> Value {
             "finish_reason": r.finish_reason.as_openai(),
         }],
         "usage": usage(r),
-        "nova": r.trace,
+        "nova": nova_object(r),
     })
+}
+
+/// nova's extension object of a finished answer: the trace, and the sources of a grounded
+/// answer.
+fn nova_object(r: &JobResult) -> Value {
+    let mut v = json!(r.trace);
+    if !r.sources.is_empty() {
+        v["sources"] = json!(r.sources);
+    }
+    v
 }
 
 fn usage(r: &JobResult) -> Value {
@@ -235,7 +249,7 @@ fn sse_stream(
                         v.push(data(&chunk(&id, &model, json!({"content": r.text}), None)));
                     }
                     let mut last = chunk(&id, &model, json!({}), Some(r.finish_reason.as_openai()));
-                    last["nova"] = json!(r.trace);
+                    last["nova"] = nova_object(&r);
                     v.push(data(&last));
                     if include_usage {
                         let mut u = chunk(&id, &model, json!({}), None);

@@ -170,6 +170,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         bundle_dir: Some(args.bundle_dir.clone().unwrap_or_else(|| data_dir.join("bundles"))),
         local,
         max_members: args.max_workers,
+        knowledge: None,
     };
     let node = GatewayNode::spawn(config).await?;
     if let Some(l) = node.local() {

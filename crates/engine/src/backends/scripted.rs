@@ -97,6 +97,13 @@ impl ScriptedEngine {
         self
     }
 
+    /// A context window of `n_ctx` tokens (by the engines' 3-bytes-a-token estimate), so
+    /// grounded prompts keep only the passages that fit.
+    pub fn with_n_ctx(mut self, n_ctx: u32) -> Self {
+        self.info.n_ctx = Some(n_ctx);
+        self
+    }
+
     /// Generates at most `n` requests at once; the rest wait their turn, as on a real device.
     pub fn with_parallelism(mut self, n: usize) -> Self {
         self.slots = Some(Arc::new(Semaphore::new(n.max(1))));

@@ -323,9 +323,16 @@ impl Council<'_> {
         let q = question(&self.job.request.prompt).to_string();
         let ranked: Vec<&str> = order.iter().map(|i| answers[*i].text.as_str()).collect();
         let params = self.job.request.params.clone();
-        let req = stage_request(self.job, 200, synthesis_prompt(&q, &ranked), params).ok_or_else(
-            || InferError::Failed { message: "the synthesis prompt is too large".into() },
-        )?;
+        // A grounded council's chairman sees the sources too, so it can check the answers
+        // against them (rankers do not: their prompt is for letters only).
+        let req = stage_request(self.job, 200, synthesis_prompt(&q, &ranked), params)
+            .map(|mut r| {
+                r.context = self.job.request.context.clone();
+                r
+            })
+            .ok_or_else(|| InferError::Failed {
+                message: "the synthesis prompt is too large".into(),
+            })?;
         let until = self.until(1.0);
         let chairs = self.chairs(answers);
         if self.job.stream {
@@ -451,6 +458,7 @@ impl Council<'_> {
                 stages,
                 ..Trace::default()
             },
+            sources: Vec::new(),
         }
     }
 }

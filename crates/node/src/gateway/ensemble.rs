@@ -138,5 +138,6 @@ pub(crate) async fn run(
             vote: Some(j.vote),
             ..Trace::default()
         },
+        sources: Vec::new(),
     })
 }

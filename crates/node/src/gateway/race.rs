@@ -78,6 +78,7 @@ pub(crate) async fn whole(
             ttft_ms: answer.ttft_ms,
             ..Trace::default()
         },
+        sources: Vec::new(),
     })
 }
 
@@ -260,6 +261,7 @@ pub(crate) async fn streamed(
                         handovers,
                         ..Trace::default()
                     },
+                    sources: Vec::new(),
                 });
             }
             Some(Err(e)) => Some(e),
