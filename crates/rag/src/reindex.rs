@@ -112,6 +112,7 @@ fn one_root(
                     *total -= k.chunks as i64;
                 }
                 report.skipped += 1;
+                tracing::debug!(path = %show(&found.rel), %reason, "skipped");
                 on(&IndexEvent::Skipped { path: show(&found.rel), reason });
                 continue;
             }
@@ -149,6 +150,7 @@ fn one_root(
         }
         *total = after;
         let (path, n) = (show(&found.rel), chunks.len() as u32);
+        tracing::debug!(%path, chunks = n, "indexed");
         on(&match old {
             Some(_) => IndexEvent::Updated { path: path.clone(), chunks: n },
             None => IndexEvent::Added { path: path.clone(), chunks: n },
