@@ -19,6 +19,7 @@ mod gateway_args;
 pub(crate) mod guard;
 mod guard_args;
 pub(crate) mod model;
+pub(crate) mod rag;
 mod secret_args;
 pub(crate) mod serve;
 pub(crate) mod status;

@@ -73,6 +73,9 @@ enum Command {
     Version(cmd::bundle::VersionArgs),
     /// Exit 0 if this binary starts correctly (the update health check).
     SelfCheck(cmd::bundle::SelfCheckArgs),
+    /// Index this device's documents (text, Markdown, HTML) so the swarm can answer from them.
+    #[command(subcommand)]
+    Rag(cmd::rag::Command),
     /// Show this device's battery, temperature and memory, and whether the guard would pause it.
     Guard(cmd::guard::Args),
 }
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
             Command::Version(args) => cmd::bundle::version(args),
             Command::SelfCheck(args) => cmd::bundle::self_check(args),
             Command::Guard(args) => cmd::guard::run(args).await,
+            Command::Rag(c) => cmd::rag::run(&cli.global, c).await,
         }
     });
     match result {

@@ -13,6 +13,7 @@ mod install;
 mod lan;
 mod logs;
 mod model;
+mod rag;
 mod secret_file;
 mod serve;
 mod swarm;
