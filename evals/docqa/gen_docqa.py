@@ -753,8 +753,8 @@ def terms(text):
 
 
 def contains(hay, needle):
-    n = len(needle)
-    return n > 0 and any(hay[i:i + n] == needle for i in range(len(hay) - n + 1))
+    """Whether the term list `needle` occurs as a run in the term list `hay`."""
+    return bool(needle) and f" {' '.join(needle)} " in f" {' '.join(hay)} "
 
 
 def check(docs, questions):
