@@ -108,7 +108,8 @@ def accuracy_table(runs):
                      if i["id"] in base and base[i["id"]].get("correct") is not None]
             only_it = sum(1 for i, b in pairs if i["correct"] and not b["correct"])
             only_off = sum(1 for i, b in pairs if not i["correct"] and b["correct"])
-            cmp = f"{only_it} / {only_off} (p = {mcnemar(only_it, only_off):.3g})"
+            if pairs:
+                cmp = f"{only_it} / {only_off} (p = {mcnemar(only_it, only_off):.3g})"
         lat = [i["latency_ms"] for i in items]
         lines.append(f"| {desc} | {c['config']} | {len(items)} | {pct_ci(k, len(items))} | "
                      + " | ".join(shards)

@@ -224,13 +224,14 @@ class Pools:
             self.rng.shuffle(self.pets)
         return self.pets.pop()
 
-    def value(self, kind, lo, hi, step=1):
+    def value(self, kind, lo, hi, step=1, avoid=()):
         """A number in [lo, hi] not yet used by any answer of `kind`, never below 11 (a bare
-        `[3]` citation must not read as an answer)."""
+        `[3]` citation must not read as an answer), and not in `avoid` (numbers the question
+        itself states)."""
         used = self.used_values.setdefault(kind, set())
         for _ in range(1000):
             v = self.rng.randrange(lo, hi + 1, step)
-            if v >= 11 and v not in used:
+            if v >= 11 and v not in used and v not in avoid:
                 used.add(v)
                 return v
         raise SystemExit(f"no value left for {kind} in {lo}..{hi}")
@@ -574,7 +575,7 @@ def meetings(rng, pools):
             attendees = list(owners.values()) + [pools.person()]
             rng.shuffle(attendees)
             budget = pools.value("meeting", 1200, 48000, 50)
-            week = pools.value("meeting", 11, 52)
+            week = pools.value("meeting", 11, 52, avoid=(day,))
             blocks = [
                 ("p", f"Notes of the {series} on {date}. Attendees: {', '.join(attendees)}."),
                 ("h2", "Decisions"),
@@ -759,9 +760,12 @@ def contains(hay, needle):
 
 def check(docs, questions):
     """Every question is answered by exactly one file: its source names the entity and states
-    an accepted answer; no other file names the entity together with an accepted answer."""
+    an accepted answer; no other file names the entity together with an accepted answer; and
+    the question itself states none (a model repeating it would score)."""
     texts = {d.rel(): terms(d.text()) for d in docs}
     for q in questions:
+        if any(contains(terms(q["prompt"]), terms(a)) for a in q["answers"]):
+            raise SystemExit(f"{q['id']}: the prompt states an accepted answer")
         keys = [terms(k) for k in q["_key"]]
         ans = [terms(a) for a in q["answers"]]
         hits = [p for p, t in texts.items()
