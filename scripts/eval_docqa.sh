@@ -11,7 +11,7 @@
 # Every answer is greedy (temperature 0) with a fixed seed (DOCQA_SEED, default 0).
 #
 #   scripts/eval_docqa.sh [OUT_DIR]                 # default target/eval-docqa
-#   EVAL_LIMIT=30 scripts/eval_docqa.sh             # 30 items (5 per kind) per setup
+#   EVAL_LIMIT=36 scripts/eval_docqa.sh             # 36 items per setup: 6 per kind, 2 per shard and kind
 #   DOCQA_SETUPS="rag-all" DOCQA_BULK=0 scripts/eval_docqa.sh   # one setup, no build measurement
 #
 # Settings: NOVA_BIN (target/debug/nova), NOVA_HOME (where the model is), EVAL_THREADS (1 per
@@ -74,6 +74,17 @@ if ! python3 "$gen" questions | cmp -s - "$set_file"; then
   exit 1
 fi
 
+# logged NAME CMD...: runs CMD with its output in logs/NAME.{out,err}; on failure shows the
+# end of its stderr and stops.
+logged() {
+  local name="$1"
+  shift
+  if ! "$@" >>"$out/logs/$name.out" 2>>"$out/logs/$name.err"; then
+    echo "error: $* failed; the end of $out/logs/$name.err:" >&2
+    tail -n 20 "$out/logs/$name.err" >&2
+    exit 1
+  fi
+}
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 # Bytes of the index file (and its write-ahead log), or "null" when there is none.
@@ -114,8 +125,7 @@ echo "== index each shard in its worker's data dir" >&2
 shard_json=""
 for s in a b c; do
   t0="$(now)"
-  "$nova" --data-dir "$out/nodes/$s" rag add "$out/corpus/shard-$s" \
-    >"$out/logs/rag-add-$s.out" 2>"$out/logs/rag-add-$s.err"
+  logged "rag-add-$s" "$nova" --data-dir "$out/nodes/$s" rag add "$out/corpus/shard-$s"
   took="$(since "$t0")"
   files="$(find "$out/corpus/shard-$s" -type f | wc -l)"
   echo "shard-$s: $files files indexed in $took s" >&2
@@ -131,14 +141,14 @@ if [ "$bulk" -gt 0 ]; then
   for r in $(seq "$build_runs"); do
     d="$out/build/run-$r"
     t0="$(now)"
-    "$nova" --data-dir "$d" rag add "$out/build/docs" >"$out/logs/build-$r.out" 2>"$out/logs/build-$r.err"
+    logged "build-$r" "$nova" --data-dir "$d" rag add "$out/build/docs"
     took="$(since "$t0")"
     echo "run $r: rag add $took s, index $(index_bytes "$d") bytes" >&2
     runs_json+="${runs_json:+, }{\"add_s\": $took, \"index_bytes\": $(index_bytes "$d"), \"knowledge_dir_bytes\": $(dir_bytes "$d")}"
   done
   for r in $(seq "$build_runs"); do
     t0="$(now)"
-    "$nova" --data-dir "$out/build/run-1" rag reindex >>"$out/logs/reindex.out" 2>>"$out/logs/reindex.err"
+    logged reindex "$nova" --data-dir "$out/build/run-1" rag reindex
     took="$(since "$t0")"
     echo "reindex, nothing changed: $took s" >&2
     reindex_json+="${reindex_json:+, }$took"

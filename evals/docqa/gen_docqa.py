@@ -742,6 +742,9 @@ def build():
     check(docs, questions)
     for q in questions:
         del q["_key"]
+    # Shards interleaved (a-001, b-001, c-001, a-002, ..), so `nova eval --limit` samples every
+    # shard as well as every kind.
+    questions.sort(key=lambda q: (q["id"][len("docqa-x-"):], q["id"]))
     return docs, questions
 
 
