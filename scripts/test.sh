@@ -54,6 +54,9 @@ fi
 stage "fmt, shellcheck"
 cargo fmt --all -- --check
 shellcheck -x scripts/*.sh scripts/lib/*.sh .ci/run
+stage "python checks"
+python3 -m unittest discover -s evals/docqa -p 'test_*.py'
+python3 -m unittest discover -s scripts -p 'test_*.py'
 stage "clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 

@@ -1,13 +1,17 @@
 //! `nova eval`: asks a running gateway every question of a set under several configurations
 //! (greedy, sampled, best_of_n, vote, council, auto) and reports whether they beat one greedy
 //! answer: accuracy with a 95 % interval, tokens spent and latency, per configuration and kind.
+//! With `--rag` every request asks for an answer grounded in the swarm's shared documents, and
+//! the report adds the retrieval's latency and how often the item's gold file was cited.
 //!
 //! Submodules: `set` loads the questions, `config` builds the request of each configuration,
-//! `grade` judges an answer, `stats` and `report` summarise and write the results.
+//! `grade` judges an answer, `retrieval` reads what an answer says about its sources, `stats`
+//! and `report` summarise and write the results.
 
 mod config;
 mod grade;
 mod report;
+mod retrieval;
 mod set;
 mod stats;
 
@@ -70,6 +74,12 @@ pub(crate) struct Args {
     /// Longest wait for one answer (e.g. `180s`, `5m`).
     #[arg(long, default_value = "180s", value_parser = duration_arg::parse)]
     timeout: Duration,
+    /// Ask with retrieval, under every configuration: each request carries `"rag": true`, so
+    /// the gateway answers from the top passages of the nodes that share knowledge. Results
+    /// are reported as `CONFIG+rag`, with the retrieval's p50/p95 latency and, for items with
+    /// a `source` file, the share whose source was cited.
+    #[arg(long)]
+    rag: bool,
 }
 
 pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
@@ -80,21 +90,29 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         .timeout(args.timeout)
         .build()
         .context("cannot build the HTTP client")?;
-    let ctx = Ctx { client, url: args.gateway.url("/submit"), token, max_tokens: args.max_tokens };
+    let ctx = Ctx {
+        client,
+        url: args.gateway.url("/submit"),
+        token,
+        max_tokens: args.max_tokens,
+        rag: args.rag,
+    };
     eprintln!(
-        "nova eval: {} items × {} configurations against {}",
+        "nova eval: {} items × {} configurations against {}{}",
         items.len(),
         configs.len(),
-        args.gateway.base()
+        args.gateway.base(),
+        if args.rag { ", with retrieval" } else { "" }
     );
 
     let mut reports = Vec::with_capacity(configs.len());
     for config in &configs {
         let results = run_config(&ctx, *config, &items, &args).await;
         reports.push(ConfigReport::new(
-            config.to_string(),
+            label(*config, args.rag),
             config.strategy(),
             config.fanout(),
+            args.rag,
             results,
         ));
     }
@@ -119,6 +137,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
                 "concurrency": args.concurrency,
                 "seed": args.seed,
                 "timeout_s": args.timeout.as_secs_f64(),
+                "rag": args.rag,
             },
             "machine": machine(),
             "configs": reports,
@@ -136,11 +155,24 @@ struct Ctx {
     url: String,
     token: String,
     max_tokens: u32,
+    /// Ask for answers grounded in the shared documents.
+    rag: bool,
+}
+
+/// A configuration's name in the report: `greedy`, or `greedy+rag` with retrieval, so results
+/// with and without it never share a name.
+fn label(config: Config, rag: bool) -> String {
+    if rag {
+        format!("{config}+rag")
+    } else {
+        config.to_string()
+    }
 }
 
 /// Every item under one configuration, in set order.
 async fn run_config(ctx: &Ctx, config: Config, items: &[Item], args: &Args) -> Vec<ItemResult> {
     let started = Instant::now();
+    let name = label(config, args.rag);
     let mut results: Vec<(usize, ItemResult)> = Vec::with_capacity(items.len());
     let mut asks = futures_util::stream::iter(items.iter().enumerate())
         .map(|(i, item)| async move { (i, ask(ctx, config, item, args.seed).await) })
@@ -154,7 +186,7 @@ async fn run_config(ctx: &Ctx, config: Config, items: &[Item], args: &Args) -> V
                 // The first error in full; after that the count, so a gateway that lacks a
                 // strategy does not flood the terminal with one line per item.
                 if errors == 1 {
-                    eprintln!("[{config}] {}: {e}", r.id);
+                    eprintln!("[{name}] {}: {e}", r.id);
                 }
             }
             _ => {}
@@ -163,7 +195,7 @@ async fn run_config(ctx: &Ctx, config: Config, items: &[Item], args: &Args) -> V
         let done = results.len();
         if done.is_multiple_of(PROGRESS_EVERY) || done == items.len() {
             eprintln!(
-                "[{config}] {done}/{} asked, {correct} correct, {errors} errors, {:.0} s",
+                "[{name}] {done}/{} asked, {correct} correct, {errors} errors, {:.0} s",
                 items.len(),
                 started.elapsed().as_secs_f64()
             );
@@ -175,8 +207,13 @@ async fn run_config(ctx: &Ctx, config: Config, items: &[Item], args: &Args) -> V
 
 /// One item under one configuration. Never fails: a failed request is an item with an error.
 async fn ask(ctx: &Ctx, config: Config, item: &Item, seed: u64) -> ItemResult {
-    let body =
-        config.body(&item.prompt, &item.kind, ctx.max_tokens, config::item_seed(seed, &item.id));
+    let body = config.body(
+        &item.prompt,
+        &item.kind,
+        ctx.max_tokens,
+        config::item_seed(seed, &item.id),
+        ctx.rag,
+    );
     let started = Instant::now();
     let outcome = submit(ctx, &body).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -189,6 +226,9 @@ async fn ask(ctx: &Ctx, config: Config, item: &Item, seed: u64) -> ItemResult {
         latency_ms,
         strategy: None,
         error: None,
+        retrieval: None,
+        source_hit: None,
+        source_rank: None,
     };
     match outcome {
         Ok(v) => {
@@ -198,6 +238,7 @@ async fn ask(ctx: &Ctx, config: Config, item: &Item, seed: u64) -> ItemResult {
             r.answer = report::truncate(text, report::MAX_ANSWER_CHARS);
             r.tokens = stats::tokens_spent(trace);
             r.strategy = trace.get("strategy").and_then(Value::as_str).map(str::to_string);
+            r.set_retrieval(retrieval::read(&v), item.source.as_deref());
         }
         Err(e) => r.error = Some(report::truncate(&format!("{e:#}"), MAX_ERROR_CHARS)),
     }
@@ -251,4 +292,16 @@ fn machine() -> Value {
         "nova": format!("nova {} ({})", super::bundle::running_version(), nova_update::TARGET),
         "date": report::now_rfc3339(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rag_results_are_labelled_apart() {
+        assert_eq!(label(Config::Greedy, false), "greedy");
+        assert_eq!(label(Config::Greedy, true), "greedy+rag");
+        assert_eq!(label(Config::Vote(3), true), "vote:3+rag");
+    }
 }

@@ -98,8 +98,27 @@ impl Config {
 
     /// The `POST /submit` body for `prompt` of kind `kind`. `seed` is the item's seed: the
     /// gateway gives each of a job's samples its own seed derived from it, so K-sample
-    /// strategies stay reproducible without K identical samples.
-    pub(crate) fn body(self, prompt: &str, kind: &str, max_tokens: u32, seed: u64) -> Value {
+    /// strategies stay reproducible without K identical samples. With `rag`, the body asks for
+    /// an answer grounded in the swarm's shared documents (`"rag": true`); without it, the body
+    /// carries no `rag` field at all, as every client before retrieval sent.
+    pub(crate) fn body(
+        self,
+        prompt: &str,
+        kind: &str,
+        max_tokens: u32,
+        seed: u64,
+        rag: bool,
+    ) -> Value {
+        let mut body = self.plain_body(prompt, kind, max_tokens, seed);
+        if rag {
+            if let Some(o) = body.as_object_mut() {
+                o.insert("rag".into(), Value::Bool(true));
+            }
+        }
+        body
+    }
+
+    fn plain_body(self, prompt: &str, kind: &str, max_tokens: u32, seed: u64) -> Value {
         let params = match self {
             Config::Greedy => json!({"temperature": 0, "max_tokens": max_tokens}),
             Config::Sampled | Config::BestOfN(_) | Config::Vote(_) | Config::Council(_) => {
@@ -167,22 +186,33 @@ mod tests {
 
     #[test]
     fn bodies_match_the_submit_endpoint() {
-        let b = Config::Greedy.body("q", "k", 32, 9);
+        let b = Config::Greedy.body("q", "k", 32, 9, false);
         assert_eq!(
             b,
             json!({"prompt": "q", "strategy": "race", "fanout": 1,
             "params": {"temperature": 0, "max_tokens": 32}, "debug": false})
         );
-        let b = Config::Sampled.body("q", "k", 32, 9);
+        let b = Config::Sampled.body("q", "k", 32, 9, false);
         assert_eq!(b["params"]["seed"], 9);
-        let b = Config::Vote(5).body("q", "k", 16, 9);
+        let b = Config::Vote(5).body("q", "k", 16, 9, false);
         assert_eq!((b["strategy"].as_str(), b["fanout"].as_u64()), (Some("vote"), Some(5)));
         assert_eq!(b["params"]["seed"], 9);
         assert_eq!(
-            Config::Auto.body("q", "k", 32, 9),
+            Config::Auto.body("q", "k", 32, 9, false),
             json!({"prompt": "q", "tags": ["k"],
                 "params": {"temperature": 0, "max_tokens": 32, "seed": 9}})
         );
+    }
+
+    #[test]
+    fn rag_adds_one_field_to_any_body() {
+        for c in [Config::Greedy, Config::Vote(3), Config::Auto] {
+            let mut on = c.body("q", "k", 32, 9, true);
+            assert_eq!(on["rag"], json!(true), "{c}");
+            on.as_object_mut().map(|o| o.remove("rag"));
+            assert_eq!(on, c.body("q", "k", 32, 9, false), "{c}");
+            assert!(c.body("q", "k", 32, 9, false).get("rag").is_none(), "{c}");
+        }
     }
 
     #[test]

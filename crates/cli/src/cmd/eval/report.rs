@@ -5,7 +5,10 @@ use std::{collections::BTreeMap, fmt::Write as _, io::Write as _, path::Path};
 use anyhow::Context as _;
 use serde::Serialize;
 
-use super::stats::{percentile, wilson};
+use super::{
+    retrieval::Retrieval,
+    stats::{percentile, wilson},
+};
 
 /// Longest answer text kept per item.
 pub(crate) const MAX_ANSWER_CHARS: usize = 200;
@@ -27,6 +30,64 @@ pub(crate) struct ItemResult {
     pub(crate) strategy: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) error: Option<String>,
+    /// The retrieval behind the answer, when the gateway reported one (`--rag`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) retrieval: Option<Retrieval>,
+    /// Whether the item's gold `source` was among the cited sources; `None` when the item has
+    /// no source or the answer reported no retrieval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) source_hit: Option<bool>,
+    /// The gold source's 1-based rank among the cited sources, when cited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) source_rank: Option<usize>,
+}
+
+impl ItemResult {
+    /// Records `retrieval` and, for an item whose answer is in the file `gold`, whether it
+    /// was cited and at which rank.
+    pub(crate) fn set_retrieval(&mut self, retrieval: Option<Retrieval>, gold: Option<&str>) {
+        if let (Some(r), Some(gold)) = (&retrieval, gold) {
+            self.source_rank = r.gold_rank(gold);
+            self.source_hit = Some(self.source_rank.is_some());
+        }
+        self.retrieval = retrieval;
+    }
+}
+
+/// Share of items whose gold file was cited.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Recall {
+    /// Items answered with a retrieval report and a gold source.
+    pub(crate) n: usize,
+    pub(crate) cited: usize,
+    pub(crate) recall: Option<f64>,
+    /// 95 % Wilson interval.
+    pub(crate) ci95: Option<(f64, f64)>,
+}
+
+impl Recall {
+    fn of<'a>(items: impl Iterator<Item = &'a ItemResult>) -> Option<Self> {
+        let hits: Vec<bool> = items.filter_map(|i| i.source_hit).collect();
+        if hits.is_empty() {
+            return None;
+        }
+        let (n, cited) = (hits.len(), hits.iter().filter(|h| **h).count());
+        Some(Recall { n, cited, recall: Some(cited as f64 / n as f64), ci95: wilson(cited, n) })
+    }
+
+    fn cell(&self) -> String {
+        match (self.recall, self.ci95) {
+            (Some(r), Some((lo, hi))) => format!(
+                "{}/{} = {:.1}% [{:.1}, {:.1}]",
+                self.cited,
+                self.n,
+                r * 100.0,
+                lo * 100.0,
+                hi * 100.0
+            ),
+            _ => "-".into(),
+        }
+    }
 }
 
 /// Accuracy of a group of answered items.
@@ -78,6 +139,19 @@ pub(crate) struct ConfigReport {
     pub(crate) tokens_per_item: Option<f64>,
     pub(crate) p50_ms: Option<f64>,
     pub(crate) p95_ms: Option<f64>,
+    /// Whether the requests asked for retrieval (`--rag`).
+    pub(crate) rag: bool,
+    /// Answers that reported a retrieval, and the p50/p95 of the fan-out's latency as the
+    /// gateway measured it (`trace.retrieval.latency_ms`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) retrieved: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) retrieval_p50_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) retrieval_p95_ms: Option<f64>,
+    /// Share of items (with a gold `source`) whose gold file was cited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) source_recall: Option<Recall>,
     pub(crate) per_kind: BTreeMap<String, Accuracy>,
     pub(crate) items: Vec<ItemResult>,
 }
@@ -87,10 +161,16 @@ impl ConfigReport {
         config: String,
         strategy: Option<&'static str>,
         fanout: Option<usize>,
+        rag: bool,
         items: Vec<ItemResult>,
     ) -> Self {
         let answered: Vec<&ItemResult> = items.iter().filter(|i| i.correct.is_some()).collect();
         let latencies: Vec<f64> = answered.iter().map(|i| i.latency_ms).collect();
+        let retrieved = answered.iter().filter(|i| i.retrieval.is_some()).count();
+        let retrieval_ms: Vec<f64> = answered
+            .iter()
+            .filter_map(|i| i.retrieval.as_ref().and_then(|r| r.latency_ms))
+            .collect();
         let kinds: Vec<String> = {
             let mut k: Vec<String> = items.iter().map(|i| i.kind.clone()).collect();
             k.sort();
@@ -109,6 +189,11 @@ impl ConfigReport {
             }),
             p50_ms: percentile(&latencies, 50.0),
             p95_ms: percentile(&latencies, 95.0),
+            rag,
+            retrieved: (retrieved > 0).then_some(retrieved),
+            retrieval_p50_ms: percentile(&retrieval_ms, 50.0),
+            retrieval_p95_ms: percentile(&retrieval_ms, 95.0),
+            source_recall: Recall::of(answered.iter().copied()),
             per_kind: kinds
                 .into_iter()
                 .map(|k| {
@@ -162,6 +247,25 @@ pub(crate) fn tables(reports: &[ConfigReport]) -> String {
             })
             .collect();
         let _ = writeln!(s, "| {} | {} |", r.config, cells.join(" | "));
+    }
+    if reports.iter().any(|r| r.retrieved.is_some()) {
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "| config | answers with retrieval | retrieval p50 ms | retrieval p95 ms | gold source cited [95% CI] |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---|");
+        for r in reports {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} |",
+                r.config,
+                r.retrieved.unwrap_or(0),
+                opt(r.retrieval_p50_ms, 1),
+                opt(r.retrieval_p95_ms, 1),
+                r.source_recall.as_ref().map_or("-".into(), Recall::cell)
+            );
+        }
     }
     s
 }
@@ -229,6 +333,9 @@ mod tests {
             latency_ms: ms,
             strategy: Some("race".into()),
             error: correct.is_none().then(|| "HTTP 422".into()),
+            retrieval: None,
+            source_hit: None,
+            source_rank: None,
         }
     }
 
@@ -238,6 +345,7 @@ mod tests {
             "greedy".into(),
             Some("race"),
             Some(1),
+            false,
             vec![
                 item("a", Some(true), 4, 10.0),
                 item("a", Some(false), 6, 30.0),
@@ -250,9 +358,58 @@ mod tests {
         assert_eq!((r.p50_ms, r.p95_ms), (Some(20.0), Some(30.0)));
         assert_eq!(r.per_kind["b"].n, 1);
         assert_eq!(r.first_error.as_deref(), Some("HTTP 422"));
+        let json = serde_json::to_string(&r).unwrap_or_default();
         let t = tables(&[r]);
         assert!(t.contains("| greedy | 3 | 66.7% [20.8, 93.9] | 4.0 | 20 | 30 | 1 |"), "{t}");
         assert!(t.contains("| greedy | 1/2 (50%) | 1/1 (100%) |"), "{t}");
+        // No retrieval reported: no retrieval table, no retrieval fields in the JSON.
+        assert!(!t.contains("retrieval p50"), "{t}");
+        assert!(!json.contains("retrieval_p50_ms") && !json.contains("source_recall"), "{json}");
+    }
+
+    #[test]
+    fn retrieval_latency_and_source_recall() {
+        let rag = |ms: Option<f64>, sources: &[&str], gold: Option<&str>, ok: Option<bool>| {
+            let mut i = item("k", ok, 1, 100.0);
+            let sources: Vec<serde_json::Value> =
+                sources.iter().map(|p| serde_json::json!({"node": "n", "path": p})).collect();
+            let mut trace = serde_json::json!({"asked": 3, "answered": 3});
+            if let Some(ms) = ms {
+                trace["latency_ms"] = serde_json::json!(ms);
+            }
+            let resp = serde_json::json!({"sources": sources, "trace": {"retrieval": trace}});
+            i.set_retrieval(super::super::retrieval::read(&resp), gold);
+            i
+        };
+        let items = vec![
+            rag(Some(10.0), &["shard-a/x.md", "shard-b/y.md"], Some("shard-b/y.md"), Some(true)),
+            rag(Some(30.0), &["shard-a/x.md"], Some("shard-c/z.md"), Some(false)),
+            rag(Some(20.0), &[], Some("shard-a/w.md"), Some(false)),
+            // No gold source: latency counts, recall does not.
+            rag(Some(40.0), &["shard-a/x.md"], None, Some(true)),
+            // Reported without a latency.
+            rag(None, &["shard-a/v.md"], Some("shard-a/v.md"), Some(true)),
+            // A failed request counts for neither.
+            rag(Some(1000.0), &["shard-a/u.md"], Some("shard-a/u.md"), None),
+        ];
+        assert_eq!(items[0].source_rank, Some(2));
+        assert_eq!((items[1].source_hit, items[3].source_hit), (Some(false), None));
+        let r = ConfigReport::new("greedy+rag".into(), Some("race"), Some(1), true, items);
+        assert_eq!(r.retrieved, Some(5));
+        assert_eq!((r.retrieval_p50_ms, r.retrieval_p95_ms), (Some(20.0), Some(40.0)));
+        let recall = r.source_recall.clone().expect("recall");
+        assert_eq!((recall.n, recall.cited), (4, 2));
+        let t = tables(&[r]);
+        assert!(t.contains("| greedy+rag | 5 | 20.0 | 40.0 | 2/4 = 50.0% [15.0, 85.0] |"), "{t}");
+    }
+
+    #[test]
+    fn items_without_retrieval_have_no_recall() {
+        let mut i = item("k", Some(true), 1, 1.0);
+        i.set_retrieval(None, Some("shard-a/x.md"));
+        assert_eq!((i.source_hit, i.source_rank), (None, None));
+        let r = ConfigReport::new("greedy".into(), Some("race"), Some(1), true, vec![i]);
+        assert!(r.source_recall.is_none() && r.retrieved.is_none());
     }
 
     #[test]

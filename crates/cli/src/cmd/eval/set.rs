@@ -14,10 +14,11 @@ const MAX_PROMPT: usize = 8 << 10;
 /// Most accepted forms per item, and the longest one.
 const MAX_ANSWERS: usize = 32;
 const MAX_ANSWER: usize = 256;
+/// Longest `source` path, in bytes.
+const MAX_SOURCE: usize = 512;
 
-/// One question.
+/// One question. Fields not named here are ignored, so a set can carry notes of its own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct Item {
     /// Unique within the set, e.g. `arith-001`.
     pub(crate) id: String,
@@ -27,6 +28,10 @@ pub(crate) struct Item {
     pub(crate) prompt: String,
     /// Every accepted form of the answer.
     pub(crate) answers: Vec<String>,
+    /// The file that answers it, as a node sharing it reports it (`shard-b/notes/x.md`), for
+    /// sets over a document corpus: with `--rag`, whether an answer cited it is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) source: Option<String>,
 }
 
 /// Reads the set at `path`.
@@ -84,6 +89,9 @@ fn check(item: &Item) -> anyhow::Result<()> {
     }
     if item.answers.iter().any(|a| a.trim().is_empty() || a.len() > MAX_ANSWER) {
         anyhow::bail!("every accepted answer must be non-empty and at most {MAX_ANSWER} bytes");
+    }
+    if item.source.as_ref().is_some_and(|s| s.trim().is_empty() || s.len() > MAX_SOURCE) {
+        anyhow::bail!("`source` must be non-empty and at most {MAX_SOURCE} bytes");
     }
     Ok(())
 }
@@ -186,6 +194,41 @@ mod tests {
         );
         assert_eq!(ids(select(items.clone(), &[], None)?).len(), 6);
         assert!(select(items, &["z".into()], None).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn source_is_optional_and_unknown_fields_are_ignored() -> anyhow::Result<()> {
+        let items = parse(concat!(
+            r#"{"id":"a","kind":"k","prompt":"p","answers":["x"]}"#,
+            "\n",
+            r#"{"id":"b","kind":"k","prompt":"p","answers":["x"],"source":"shard-b/n.md","note":{"any":1}}"#,
+        ))?;
+        assert_eq!(items[0].source, None);
+        assert_eq!(items[1].source.as_deref(), Some("shard-b/n.md"));
+        let e = format!(
+            "{:#}",
+            parse(r#"{"id":"a","kind":"k","prompt":"p","answers":["x"],"source":" "}"#)
+                .unwrap_err()
+        );
+        assert!(e.contains("`source`"), "{e}");
+        Ok(())
+    }
+
+    #[test]
+    fn the_docqa_set_loads_balanced_over_shards_with_sources() -> anyhow::Result<()> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../evals/docqa/questions.jsonl");
+        let items = load(&path)?;
+        assert!(items.len() >= 120, "{}", items.len());
+        for shard in ["a", "b", "c"] {
+            let mine: Vec<&Item> =
+                items.iter().filter(|i| i.id.starts_with(&format!("docqa-{shard}-"))).collect();
+            assert_eq!(mine.len() * 3, items.len(), "shard {shard}");
+            for i in mine {
+                let source = i.source.as_deref().unwrap_or_default();
+                assert!(source.starts_with(&format!("shard-{shard}/")), "{}: {source}", i.id);
+            }
+        }
         Ok(())
     }
 
