@@ -82,11 +82,12 @@ async function login(page, t) {
   await page.press('#token', 'Enter');
 }
 
-async function ask(page, prompt, { strategy = 'race', maxTokens = 48, ignoreEos = false } = {}) {
+async function ask(page, prompt, { strategy = 'race', maxTokens = 48, ignoreEos = false, rag = false } = {}) {
   if (!(await page.isVisible('#strategy'))) await page.click('.opts summary');
   await page.selectOption('#strategy', strategy);
   await page.fill('#max-tokens', String(maxTokens));
   await page.setChecked('#ignore-eos', ignoreEos);
+  await page.setChecked('#rag', rag);
   await page.fill('#prompt', prompt);
   const before = await page.locator('.msg.assistant').count();
   await page.press('#prompt', 'Enter');
@@ -181,6 +182,16 @@ try {
   check(stages.join(',') === 'answer,rank,synthesize', `the council's trace shows its stages: ${stages}`);
   const roles = await council.locator('.trace td.role').allTextContents();
   check(roles.includes('chairman') && roles.includes('A'), `the council's trace names members and the chairman: ${roles}`);
+
+  // Answer from shared documents: the second worker's file is cited under the answer, and
+  // its card says it shares documents.
+  const grounded = await ask(page, 'Who maintains the ZX-4471 controller? Answer with just the name.', { rag: true, maxTokens: 24 });
+  await grounded.and(page.locator('[data-state="done"]')).waitFor({ timeout: 120_000 });
+  const cites = await grounded.locator('.sources summary').allTextContents();
+  check(cites.length >= 1 && cites[0].includes('zx-4471.md'), `the grounded answer cites the shared file: ${cites}`);
+  check(/retrieval: \d+ passages from 1 of 1 nodes/.test(await grounded.locator('.trace .retrieval').textContent()), 'the trace shows the retrieval');
+  const sharer = await page.locator(`.node[data-name="${second}"]`).textContent();
+  check(/shares \d+ files/.test(sharer), `the sharing worker's card says so: ${sharer.replace(/\s+/g, ' ').slice(0, 200)}`);
 
   // Stop mid-stream: the page says so and the gateway cancels the work on the workers.
   const cancelledBefore = cancelledCount(await gateway('/metrics'));

@@ -233,6 +233,12 @@ function renderTrace(trace) {
     ` · TTFT ${fmtMs(trace.ttft_ms)} · ${won ? fmtRate(won.tokens, won.latency_ms) : '–'}`);
   const extra = [];
   if (trace.auto) extra.push(el('p', { class: 'auto', text: `auto: ${trace.auto}` }));
+  if (trace.retrieval) {
+    const r = trace.retrieval;
+    const skipped = (r.skipped || []).length ? ` · skipped ${r.skipped.join('; ')}` : '';
+    extra.push(el('p', { class: 'retrieval',
+      text: `retrieval: ${r.hits} passages from ${r.answered} of ${r.asked} nodes in ${fmtMs(r.latency_ms)}${skipped}` }));
+  }
   if (trace.vote) {
     extra.push(el('p', { class: 'vote',
       text: `vote: ${Math.round(trace.vote.agreement * 100)} % of ${trace.vote.answers} answers agree on “${trace.vote.claim}” (${trace.vote.distinct} distinct)` }));
@@ -248,6 +254,15 @@ function renderTrace(trace) {
       el('p', { text: a.text })));
   return el('details', { class: 'trace', open: true },
     el('summary', { text: 'Trace' }), sum, ...extra, ...body, ...cands);
+}
+
+/** The citations of a grounded answer: `[n] node: path`, the passage behind a disclosure. */
+function renderSources(sources) {
+  return el('ol', { class: 'sources', 'aria-label': 'Sources' },
+    ...sources.map((s) => el('li', { value: String(s.n) },
+      el('details', {},
+        el('summary', { text: `${s.node}: ${s.path} (part ${s.chunk + 1}, score ${s.score.toFixed(2)})` }),
+        el('blockquote', { text: s.text })))));
 }
 
 async function send(prompt) {
@@ -275,8 +290,8 @@ async function send(prompt) {
     // debug: ensemble traces then carry every candidate's text next to its score. `auto`
     // sends neither strategy nor fanout: the gateway decides.
     nova: $('strategy').value === 'auto'
-      ? { tags, debug: true }
-      : { strategy: $('strategy').value, fanout, tags, debug: true },
+      ? { tags, debug: true, rag: $('rag').checked }
+      : { strategy: $('strategy').value, fanout, tags, debug: true, rag: $('rag').checked },
   };
   let text = '';
   let trace = null;
@@ -343,6 +358,7 @@ async function send(prompt) {
     answer.li.dataset.state = 'done';
     answer.state.textContent = finish === 'length' ? 'Stopped at the token limit.' : '';
   }
+  if (trace && trace.sources) answer.li.append(renderSources(trace.sources));
   if (trace) answer.li.append(renderTrace(trace));
   $('chat-status').textContent = answer.li.dataset.state === 'done' ? 'Answer complete.' : answer.state.textContent;
   // A stopped or failed answer stays on screen but only what was received joins the history.
@@ -376,6 +392,9 @@ function lastSeen(view, w) {
   return ago(view, w.worker.last_seen_ms) || '–';
 }
 
+/** What a node shares for grounded answers, from its status report. */
+const docs = (k) => (k ? `shares ${k.files} files (${k.chunks} passages)` : 'none shared');
+
 function renderSwarm(view) {
   const workers = view.workers || [];
   names.clear();
@@ -397,6 +416,7 @@ function renderSwarm(view) {
         ...row('Charging', charging === null || charging === undefined ? 'unknown' : charging ? 'yes' : 'no'),
         ...row('Temperature', fmt(reading(w, 'temperature_c'), ' °C', 1)),
         ...row('Paused', v.paused ? 'yes (guard)' : 'no'),
+        ...row('Documents', docs(reading(w, 'knowledge'))),
         ...row('Version', reading(w, 'version') || 'unknown'),
         ...row('Last seen', lastSeen(view, w)),
         ...row('Id', v.id)));

@@ -48,6 +48,44 @@ pub(crate) struct Args {
     /// Print token counts and speed to stderr at the end.
     #[arg(long)]
     stats: bool,
+    /// Answer from this device's indexed documents (`nova rag add`): the best passages go in
+    /// the prompt and the sources used are printed after the answer.
+    #[arg(long)]
+    rag: bool,
+    /// Passages retrieved with --rag (the model's window may take fewer).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=16))]
+    rag_k: u32,
+}
+
+/// The best passages of this device's index for `question`, ranked as the gateway ranks them.
+fn local_passages(
+    global: &Global,
+    question: &str,
+    k: u32,
+) -> anyhow::Result<Vec<nova_proto::knowledge::RankedHit>> {
+    let kb = super::rag::shared(&global.data_dir()?)?;
+    let query = nova_proto::knowledge::KnowledgeQuery { query: question.into(), k };
+    let reply = kb.search(&query).map_err(|e| anyhow::anyhow!("searching the index: {e}"))?;
+    Ok(nova_proto::knowledge::merge(vec![("local".into(), reply)], k as usize))
+}
+
+/// The passages the answer was given, numbered as in its prompt.
+fn print_sources(
+    out: &mut impl Write,
+    hits: &[nova_proto::knowledge::RankedHit],
+    used: usize,
+) -> std::io::Result<()> {
+    if hits.is_empty() {
+        return writeln!(out, "\n(no passage of the index matched the question)");
+    }
+    writeln!(out, "\nSources:")?;
+    for (i, h) in hits.iter().take(used).enumerate() {
+        writeln!(out, "[{}] {} (part {}, score {:.2})", i + 1, h.path, h.chunk + 1, h.score)?;
+    }
+    if used < hits.len() {
+        writeln!(out, "({} more passages did not fit the model's window)", hits.len() - used)?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
@@ -74,8 +112,14 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
     let id = TaskId(
         SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1),
     );
-    let req =
+    let mut req =
         ValidRequest::new(id, prompt, params, &Limits::default()).context("invalid request")?;
+    let hits =
+        if args.rag { local_passages(global, &args.prompt, args.rag_k)? } else { Vec::new() };
+    req.context = hits
+        .iter()
+        .map(|h| nova_proto::Passage { source: h.path.clone(), text: h.text.clone() })
+        .collect();
     let engine = engine_args::load(global, &args.engine).await?;
 
     let started = Instant::now();
@@ -100,6 +144,9 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
             }
             Some(Ok(TokenEvent::Done { finish_reason, usage })) => {
                 writeln!(out)?;
+                if args.rag {
+                    print_sources(&mut out, &hits, usage.context_used as usize)?;
+                }
                 if args.stats {
                     eprintln!(
                         "[{} prompt tokens in {:.0} ms; {} generated at {:.1} tok/s; first token after {:.0} ms; finish: {}]",

@@ -60,6 +60,14 @@ pub(crate) struct Args {
     /// Most connected workers; more are refused until some leave.
     #[arg(long, default_value_t = nova_node::MAX_MEMBERS)]
     max_workers: usize,
+    /// Share this node's indexed documents (`nova rag add`) with grounded requests. Off by
+    /// default: nothing of the index is read unless this is given.
+    #[arg(long)]
+    share_knowledge: bool,
+    /// Longest a grounded request waits for a node's passages (e.g. 2s, 500ms); slower nodes
+    /// are skipped.
+    #[arg(long, default_value = "2s", value_parser = duration_arg::parse)]
+    retrieval_timeout: Duration,
     /// Jobs running at once before new ones get 429.
     #[arg(long, default_value_t = 64)]
     max_in_flight: usize,
@@ -140,6 +148,11 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         (None, true) => "/ip4/0.0.0.0/tcp/8788".parse()?,
         (None, false) => "/ip4/127.0.0.1/tcp/8788".parse()?,
     };
+    // Opened before the model loads, so a missing index fails at once.
+    let knowledge = match args.share_knowledge {
+        true => Some((hostname(), super::rag::shared(&data_dir)?)),
+        false => None,
+    };
     let local = if args.no_local {
         None
     } else {
@@ -163,6 +176,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
             max_in_flight: args.max_in_flight,
             stale_after: Duration::from_millis(args.stale_after_ms),
             forget_after: args.forget_after,
+            retrieval_timeout: args.retrieval_timeout,
             ..GatewayConfig::default()
         },
         store: Some(data_dir.join("nova.db")),
@@ -170,7 +184,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         bundle_dir: Some(args.bundle_dir.clone().unwrap_or_else(|| data_dir.join("bundles"))),
         local,
         max_members: args.max_workers,
-        knowledge: None,
+        knowledge,
     };
     let node = GatewayNode::spawn(config).await?;
     if let Some(l) = node.local() {

@@ -46,6 +46,10 @@ pub(crate) struct Args {
     update: super::bundle::UpdateArgs,
     #[command(flatten)]
     guard: GuardArgs,
+    /// Share this device's indexed documents (`nova rag add`) with the swarm's grounded
+    /// requests. Off by default: then the node refuses every retrieval query.
+    #[arg(long)]
+    share_knowledge: bool,
 }
 
 pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
@@ -75,6 +79,10 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
     let p2p = P2pSettings { key, secret: secret.value, listen, mdns: args.lan };
     // A bad p2p setting fails before a model is looked up (and maybe pulled).
     p2p.check()?;
+    let knowledge = match args.share_knowledge {
+        true => Some(super::rag::shared(&global.data_dir()?)?),
+        false => None,
+    };
     let config = WorkerNodeConfig {
         p2p,
         target,
@@ -84,7 +92,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         engine: engine_args::engine_spec(global, &args.engine).await?,
         guard: Some(GuardSettings { sources, guard, interval }),
         updates,
-        knowledge: None,
+        knowledge,
     };
     let node = WorkerNode::spawn(config).await?;
     say!(

@@ -10,6 +10,7 @@ mod guard;
 mod handover;
 mod http_limits;
 mod install;
+mod knowledge;
 mod lan;
 mod logs;
 mod model;
@@ -95,6 +96,11 @@ impl Drop for Proc {
 }
 
 impl Proc {
+    /// Its data dir.
+    pub(crate) fn home(&self) -> &Path {
+        self._home.path()
+    }
+
     pub(crate) fn wait_for(&self, prefix: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {

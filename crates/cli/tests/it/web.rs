@@ -128,7 +128,14 @@ fn the_dashboard_logs_in_chats_streams_stops_and_shows_the_swarm_live() {
         proc_root.to_str().expect("utf-8"),
     ];
     let _a = worker(&join, WORKERS[0], &guard);
-    let mut b = Some(worker(&join, WORKERS[1], &[]));
+    // The second worker shares a document, for the "Answer from shared documents" check.
+    let mut b = Some(crate::knowledge::knowing_worker(
+        &join,
+        SECRET,
+        WORKERS[1],
+        crate::knowledge::b_docs,
+        true,
+    ));
 
     let shots = root().join("target/web-screenshots");
     for shot in SHOTS {

@@ -16,6 +16,11 @@ use nova_proto::{
 
 use super::{lock, Inner};
 
+/// Passages scoring below this share of the best one are dropped: a small model given a
+/// passage that merely shares a word with the question tends to answer from it (seen on
+/// SmolLM2-135M, which named a look-alike controller's maintainer from the third passage).
+const MIN_SCORE_SHARE: f64 = 0.35;
+
 /// What retrieval found for one job.
 pub(crate) struct Grounding {
     hits: Vec<RankedHit>,
@@ -123,7 +128,9 @@ impl Inner {
             }
         }
         let answered = replies.len();
-        let hits = merge(replies, query.k as usize);
+        let mut hits = merge(replies, query.k as usize);
+        let best = hits.first().map_or(0.0, |h| h.score);
+        hits.retain(|h| h.score >= best * MIN_SCORE_SHARE);
         if !skipped.is_empty() {
             tracing::warn!(skipped = ?skipped, "retrieval went on without some nodes");
         }
