@@ -245,3 +245,28 @@ async fn b_killed_mid_query_leaves_the_answer_to_the_rest_within_the_deadline() 
     assert!(v["text"].as_str().is_some_and(|t| !t.is_empty()), "{v}");
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+#[test]
+fn ask_with_rag_answers_from_the_devices_own_index_and_prints_its_sources() {
+    let home = home();
+    let dir = home.path().join("b-docs");
+    b_docs(&dir);
+    let added = run(nova(home.path()).args(["rag", "add"]).arg(&dir), Duration::from_secs(60));
+    assert!(added.status.success(), "rag add: {}", stderr(&added));
+    let ask = |rag: bool| {
+        let mut cmd = nova(home.path());
+        cmd.args(["ask", "--no-pull", "--model", "smollm2-135m", "-t", "0", "--max-tokens", "24"]);
+        if rag {
+            cmd.arg("--rag");
+        }
+        run(cmd.arg(QUESTION), Duration::from_secs(120))
+    };
+    let out = ask(true);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = crate::stdout(&out);
+    assert!(text.contains("Varga"), "{text}");
+    assert!(text.contains("Sources:\n[1] b-docs/wiki/controllers/zx-4471.md"), "{text}");
+    let out = ask(false);
+    let text = crate::stdout(&out);
+    assert!(!text.contains("Varga") && !text.contains("Sources:"), "{text}");
+}
