@@ -260,8 +260,6 @@ impl nova_node::KnowledgeBase for Shared {
 
 #[cfg(test)]
 mod tests {
-    use nova_node::KnowledgeBase as _;
-
     use super::*;
 
     #[test]
