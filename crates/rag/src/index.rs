@@ -7,7 +7,7 @@ use std::{
 };
 
 use nova_proto::knowledge::{KnowledgeQuery, KnowledgeReply, KnowledgeSummary};
-use rusqlite::{params, Connection, OptionalExtension as _};
+use rusqlite::{params, Connection, OptionalExtension as _, TransactionBehavior::Immediate};
 
 use crate::{schema, IndexEvent, IndexReport, Limits, RagError, RootInfo};
 
@@ -94,7 +94,7 @@ impl Index {
         let path = resolve(dir);
         let run = |this: &mut Self| -> Result<bool, RagError> {
             let Some(id) = this.root_id(&path)? else { return Ok(false) };
-            let tx = this.conn.transaction()?;
+            let tx = this.conn.transaction_with_behavior(Immediate)?;
             tx.execute(
                 "DELETE FROM terms WHERE rowid IN
                    (SELECT c.id FROM chunks c JOIN files f ON f.id = c.file WHERE f.root = ?1)",

@@ -8,7 +8,9 @@ use std::{
 };
 
 use nova_proto::knowledge::tokens;
-use rusqlite::{params, Connection, OptionalExtension as _, Transaction};
+use rusqlite::{
+    params, Connection, OptionalExtension as _, Transaction, TransactionBehavior::Immediate,
+};
 
 use crate::{
     chunk,
@@ -119,7 +121,7 @@ fn one_root(
             Read::Text { text, sha256, stamp } => (text, sha256, stamp),
         };
         if old.is_some_and(|k| k.sha256 == sha256) {
-            let tx = index.conn.transaction()?;
+            let tx = index.conn.transaction_with_behavior(Immediate)?;
             tx.execute(
                 "UPDATE files SET size = ?3, mtime = ?4, ctime = ?5 WHERE root = ?1 AND rel = ?2",
                 params![
@@ -200,10 +202,14 @@ fn load_skipped(conn: &Connection, root: i64) -> Result<HashMap<PathBuf, Stamp>,
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Every write transaction here is IMMEDIATE: it takes the write lock when it begins (waiting
+/// up to the busy timeout for another writer), where a deferred one would fail at once on
+/// its first write if another process had committed since it began reading.
+///
 /// A transaction on a root that is still registered, or `None` if another process removed it
 /// meanwhile (then there is nothing left to update).
 fn begin(conn: &mut Connection, root: i64) -> Result<Option<Transaction<'_>>, RagError> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(Immediate)?;
     let exists: bool =
         tx.query_row("SELECT EXISTS(SELECT 1 FROM roots WHERE id = ?1)", [root], |r| r.get(0))?;
     Ok(exists.then_some(tx))
@@ -256,7 +262,7 @@ fn record_skip(
 
 /// Drops a file gone from disk. `false` if it was not indexed (any more).
 fn forget(conn: &mut Connection, root: i64, rel: &Path) -> Result<bool, RagError> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(Immediate)?;
     let Some(id) = file_id(&tx, root, rel)? else { return Ok(false) };
     drop_chunks(&tx, id)?;
     tx.execute("DELETE FROM files WHERE id = ?1", [id])?;

@@ -330,3 +330,35 @@ fn walk_bounds_are_reported() -> Result {
     assert_eq!(reindex(&mut ix)?.0.still_skipped, 1);
     Ok(())
 }
+
+#[test]
+fn two_writers_and_a_reader_share_one_file() -> Result {
+    let tmp = tempfile::tempdir()?;
+    let root = tmp.path().join("docs");
+    let files: Vec<(String, String)> = (0..150)
+        .map(|i| (format!("f{i}.txt"), format!("word{i} shared text\n\nmore {i}")))
+        .collect();
+    let files: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    write(&root, &files)?;
+    let db = tmp.path().join("index.sqlite");
+    Index::open(&db)?.add_root(&root)?;
+    let writers: Vec<_> = (0..2)
+        .map(|_| {
+            let db = db.clone();
+            std::thread::spawn(move || -> std::result::Result<IndexReport, RagError> {
+                Index::open(&db)?.reindex(None, &mut |_| {})
+            })
+        })
+        .collect();
+    let reader = Index::open(&db)?;
+    for _ in 0..20 {
+        reader.search(&KnowledgeQuery { query: "shared word7".into(), k: 4 })?;
+    }
+    for w in writers {
+        w.join().map_err(|_| "writer panicked")??;
+    }
+    assert_eq!(reader.summary()?.files, 150);
+    assert_eq!(reader.summary()?.chunks, 150);
+    assert_eq!(hits(&reader, "word42")?, ["docs/f42.txt"]);
+    Ok(())
+}
