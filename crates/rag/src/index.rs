@@ -226,4 +226,6 @@ fn resolve(dir: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
+mod measure;
+#[cfg(test)]
 mod tests;

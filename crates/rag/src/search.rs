@@ -9,6 +9,29 @@ use rusqlite::OptionalExtension as _;
 
 use crate::{Index, RagError};
 
+/// A term in more chunks than this, and in more than half of them, is left out of the
+/// candidate search when the query has rarer terms. FTS5 ranks with every matching chunk
+/// scored, so such a term would make each query score most of the index (about 270 ms at the
+/// 200k-chunk bound), while its weight is nil: FTS5's BM25 gives a term in over half the chunks
+/// no weight, so it only ever ranks chunks that hold none of the rarer terms, below all that
+/// do. Hits are still scored (tf) on every term.
+const COMMON_MIN_DF: u64 = 2_000;
+
+/// The terms to find candidates by: those in at least one chunk, without the very common ones
+/// (see [`COMMON_MIN_DF`]) unless nothing else is left.
+fn match_terms<'a>(terms: &'a [String], df: &[u64], chunks: u64, common: u64) -> Vec<&'a str> {
+    let present = || terms.iter().zip(df).filter(|(_, &d)| d > 0);
+    let rare: Vec<&str> = present()
+        .filter(|(_, &d)| d <= common || d * 2 <= chunks)
+        .map(|(t, _)| t.as_str())
+        .collect();
+    if rare.is_empty() {
+        present().map(|(t, _)| t.as_str()).collect()
+    } else {
+        rare
+    }
+}
+
 pub(crate) fn run(index: &Index, q: &KnowledgeQuery) -> Result<KnowledgeReply, RagError> {
     let terms = query_terms(&q.query);
     let k = (q.k as usize).min(MAX_HITS);
@@ -42,8 +65,12 @@ pub(crate) fn run(index: &Index, q: &KnowledgeQuery) -> Result<KnowledgeReply, R
     if k == 0 {
         return Ok(reply);
     }
+    let wanted = match_terms(&terms, &reply.stats.df, chunks as u64, COMMON_MIN_DF);
+    if wanted.is_empty() {
+        return Ok(reply);
+    }
     // Every term quoted: nothing the user typed is FTS5 syntax.
-    let matching = terms
+    let matching = wanted
         .iter()
         .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
         .collect::<Vec<_>>()

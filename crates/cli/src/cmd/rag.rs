@@ -153,9 +153,10 @@ fn print_event(e: &IndexEvent, changes: bool) {
 
 fn describe(r: &IndexReport) -> String {
     format!(
-        "reindexed {} directories: {} files, {} unchanged, {} read ({} added, {} updated, {} \
+        "reindexed {} {}: {} files, {} unchanged, {} read ({} added, {} updated, {} \
          touched), {} removed, {} newly skipped, {} still skipped, {} over the limits",
         r.roots,
+        if r.roots == 1 { "directory" } else { "directories" },
         r.seen,
         r.unchanged,
         r.read,

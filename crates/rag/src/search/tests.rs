@@ -6,6 +6,7 @@ use nova_proto::knowledge::{
     query_terms, tokens, KnowledgeQuery, MAX_HITS, MAX_SNIPPET_BYTES, MAX_SOURCE_PATH_BYTES,
 };
 
+use super::match_terms;
 use crate::{Index, Limits};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -196,4 +197,16 @@ fn replies_stay_within_the_wire_bounds() -> Result {
         assert!(!h.path.starts_with('/'), "{}", h.path);
     }
     Ok(())
+}
+
+#[test]
+fn very_common_terms_only_find_candidates_when_nothing_rarer_does() {
+    let terms: Vec<String> = ["river", "zx81", "absent"].iter().map(|t| t.to_string()).collect();
+    // Small index: every present term searched.
+    assert_eq!(match_terms(&terms, &[90, 1, 0], 100, 2_000), ["river", "zx81"]);
+    // Large index, "river" in most chunks: left out while "zx81" is there.
+    assert_eq!(match_terms(&terms, &[90_000, 1, 0], 100_000, 2_000), ["zx81"]);
+    assert_eq!(match_terms(&terms, &[90_000, 0, 0], 100_000, 2_000), ["river"]);
+    // Common but under half the chunks: kept.
+    assert_eq!(match_terms(&terms, &[40_000, 1, 0], 100_000, 2_000), ["river", "zx81"]);
 }
