@@ -202,8 +202,6 @@ const SUMMARY_TTL: Duration = Duration::from_secs(10);
 /// a few milliseconds; the caller runs it on a blocking thread), its summary cached. Fails if
 /// no directory was ever added. The node only reads; `nova rag add` or `reindex` may write at
 /// the same time from another process.
-// Called by `serve` and `worker` with --share-knowledge (wired separately).
-#[allow(dead_code)]
 pub(crate) fn shared(data_dir: &Path) -> anyhow::Result<Arc<dyn nova_node::KnowledgeBase>> {
     let path = index_path(data_dir);
     if !path.exists() {
