@@ -338,4 +338,51 @@ mod tests {
         assert_eq!(trace["attempts"][1]["text"], "answer of b");
         assert!(sse.trim_end().ends_with("data: [DONE]"), "{sse}");
     }
+
+    async fn post(path: &str, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+        let req = Request::post(path)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        let resp = app().oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        (status, serde_json::from_str(&text(resp.into_body()).await).expect("json"))
+    }
+
+    #[tokio::test]
+    async fn rag_reaches_the_job_and_sources_come_back_on_both_endpoints() {
+        let (status, v) = post("/submit", json!({"prompt": "who?", "rag": true})).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["sources"][0]["path"], "notes/zx.md", "{v}");
+        let chat =
+            json!({"messages": [{"role": "user", "content": "who?"}], "nova": {"rag": true}});
+        let (status, v) = post("/v1/chat/completions", chat).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["nova"]["sources"][0]["n"], 1, "{v}");
+        // Off by default: no sources at all.
+        let (_, v) = post("/submit", json!({"prompt": "who?"})).await;
+        assert_eq!(v["sources"], json!([]), "{v}");
+        let chat = json!({"messages": [{"role": "user", "content": "who?"}]});
+        let (_, v) = post("/v1/chat/completions", chat).await;
+        assert!(v["nova"].get("sources").is_none(), "{v}");
+    }
+
+    #[tokio::test]
+    async fn a_rag_that_is_not_a_boolean_is_a_clear_400_naming_it() {
+        for (path, body) in [
+            ("/submit", json!({"prompt": "who?", "rag": "yes"})),
+            (
+                "/v1/chat/completions",
+                json!({"messages": [{"role": "user", "content": "q"}], "nova": {"rag": [1]}}),
+            ),
+        ] {
+            let (status, v) = post(path, body).await;
+            // A body of the wrong shape is `400 invalid_json`, as for every other field.
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {v}");
+            assert!(
+                v["error"]["message"].as_str().is_some_and(|m| m.contains("rag")),
+                "{path}: {v}"
+            );
+        }
+    }
 }
