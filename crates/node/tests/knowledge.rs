@@ -12,16 +12,15 @@ use std::{
 
 use nova_api::{Inference, Job, JobEvent, JobResult};
 use nova_engine::{Script, ScriptedEngine};
-use nova_node::{
-    EngineSpec, GatewayConfig, GatewayNode, GatewayNodeConfig, HttpConfig, JoinTarget,
-    KnowledgeBase, LocalWorkerSpec, P2pSettings, WorkerNode, WorkerNodeConfig,
-};
+use nova_node::{EngineSpec, GatewayConfig, GatewayNode, KnowledgeBase, WorkerNode};
 use nova_proto::{
     knowledge::{
         tokens, CorpusStats, KnowledgeHit, KnowledgeQuery, KnowledgeReply, KnowledgeSummary,
     },
     ChatMessage, Limits, Prompt, SamplingParams, Strategy, TaskId, ValidRequest,
 };
+
+mod common;
 
 const SECRET: &str = "knowledge-secret";
 
@@ -85,10 +84,6 @@ impl KnowledgeBase for Docs {
     }
 }
 
-fn key() -> nova_p2p::Keypair {
-    nova_p2p::Keypair::generate_ed25519()
-}
-
 /// Answers from the passage it is given: a prompt that contains the owner's line names them.
 fn reader(model: &str) -> EngineSpec {
     let script = Script::Keyed(vec![
@@ -103,28 +98,11 @@ async fn gateway(
     knowledge: Option<Arc<dyn KnowledgeBase>>,
     retrieval_timeout: Duration,
 ) -> GatewayNode {
-    let config = GatewayNodeConfig {
-        http: HttpConfig::new("127.0.0.1:0".parse().expect("addr")),
-        token: "t".into(),
-        limits: Limits::default(),
-        gateway: GatewayConfig { retrieval_timeout, ..GatewayConfig::default() },
-        store: None,
-        p2p: P2pSettings {
-            key: key(),
-            secret: SECRET.into(),
-            listen: "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr"),
-            mdns: false,
-        },
-        bundle_dir: None,
-        local: Some(LocalWorkerSpec {
-            id: "local-gw".into(),
-            name: "gw".into(),
-            engine: reader("m"),
-        }),
-        max_members: 8,
-        knowledge: knowledge.map(|k| ("gw".to_string(), k)),
-    };
-    GatewayNode::spawn(config).await.expect("gateway starts")
+    let config = GatewayConfig { retrieval_timeout, ..GatewayConfig::default() };
+    let knowledge = knowledge.map(|k| ("gw".to_string(), k));
+    GatewayNode::spawn(common::gateway_node_config(SECRET, config, reader("m"), knowledge))
+        .await
+        .expect("gateway starts")
 }
 
 async fn worker(
@@ -132,24 +110,9 @@ async fn worker(
     name: &str,
     knowledge: Option<Arc<dyn KnowledgeBase>>,
 ) -> WorkerNode {
-    WorkerNode::spawn(WorkerNodeConfig {
-        p2p: P2pSettings {
-            key: key(),
-            secret: SECRET.into(),
-            listen: "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr"),
-            mdns: false,
-        },
-        target: JoinTarget::Addr(gw.p2p_addrs()[0].clone()),
-        name: name.into(),
-        version: "0.0.0-test".into(),
-        heartbeat: Duration::from_millis(100),
-        engine: reader("m"),
-        guard: None,
-        updates: None,
-        knowledge,
-    })
-    .await
-    .expect("worker starts")
+    WorkerNode::spawn(common::worker_node_config(gw, SECRET, name, reader("m"), knowledge))
+        .await
+        .expect("worker starts")
 }
 
 async fn wait_members(gw: &GatewayNode, n: usize) {
@@ -277,27 +240,9 @@ async fn only_the_passages_that_fit_the_window_are_cited() {
     let docs: Vec<(&str, &str)> = docs.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
     let engine = ScriptedEngine::new("m", Script::Fixed("ok".into()), Duration::from_millis(1))
         .with_n_ctx(400);
-    let config = GatewayNodeConfig {
-        http: HttpConfig::new("127.0.0.1:0".parse().expect("addr")),
-        token: "t".into(),
-        limits: Limits::default(),
-        gateway: GatewayConfig::default(),
-        store: None,
-        p2p: P2pSettings {
-            key: key(),
-            secret: SECRET.into(),
-            listen: "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr"),
-            mdns: false,
-        },
-        bundle_dir: None,
-        local: Some(LocalWorkerSpec {
-            id: "local-gw".into(),
-            name: "gw".into(),
-            engine: EngineSpec::Ready(Arc::new(engine), Some(10.0)),
-        }),
-        max_members: 8,
-        knowledge: Some(("gw".into(), Docs::new(&docs) as Arc<dyn KnowledgeBase>)),
-    };
+    let engine = EngineSpec::Ready(Arc::new(engine), Some(10.0));
+    let knowledge = Some(("gw".to_string(), Docs::new(&docs) as Arc<dyn KnowledgeBase>));
+    let config = common::gateway_node_config(SECRET, GatewayConfig::default(), engine, knowledge);
     let gw = GatewayNode::spawn(config).await.expect("gateway starts");
     let r = ask(&gw, job(QUESTION, true)).await;
     assert_eq!(r.trace.retrieval.as_ref().map(|t| t.hits), Some(4));

@@ -9,13 +9,14 @@ use std::{
 
 use nova_engine::{EngineError, Script, ScriptedEngine, TokenStream};
 use nova_node::{
-    Departure, EngineSpec, Gateway, GatewayConfig, GatewayNode, GatewayNodeConfig, HttpConfig,
-    JoinTarget, LocalWorkerSpec, P2pSettings, SwarmFull, Worker, WorkerNode, WorkerNodeConfig,
+    Departure, EngineSpec, Gateway, GatewayConfig, GatewayNode, SwarmFull, Worker, WorkerNode,
 };
-use nova_proto::{Limits, SwarmView, ValidRequest, WorkerState};
+mod common;
+
+use nova_proto::{SwarmView, ValidRequest, WorkerState};
 use nova_router::WorkerView;
 
-const TOKEN: &str = "lifecycle-token";
+use common::TOKEN;
 const SECRET: &str = "lifecycle-secret";
 
 /// A worker whose departure the test sets.
@@ -88,59 +89,21 @@ async fn only_connected_workers_count_against_the_limit_and_departed_ones_are_fo
     assert_eq!(ids, ["b", "c"]);
 }
 
-fn key() -> nova_p2p::Keypair {
-    nova_p2p::Keypair::generate_ed25519()
-}
-
 fn scripted(model: &str) -> EngineSpec {
     let engine = ScriptedEngine::new(model, Script::Fixed("hi".into()), Duration::from_millis(1));
     EngineSpec::Ready(Arc::new(engine), Some(10.0))
 }
 
 async fn gateway_node(forget_after: Duration) -> GatewayNode {
-    let config = GatewayNodeConfig {
-        http: HttpConfig::new("127.0.0.1:0".parse().expect("addr")),
-        token: TOKEN.into(),
-        limits: Limits::default(),
-        gateway: GatewayConfig { forget_after, ..GatewayConfig::default() },
-        store: None,
-        p2p: P2pSettings {
-            key: key(),
-            secret: SECRET.into(),
-            listen: "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr"),
-            mdns: false,
-        },
-        bundle_dir: None,
-        local: Some(LocalWorkerSpec {
-            id: "local-gw".into(),
-            name: "gw".into(),
-            engine: scripted("m"),
-        }),
-        max_members: 8,
-        knowledge: None,
-    };
+    let gateway = GatewayConfig { forget_after, ..GatewayConfig::default() };
+    let config = common::gateway_node_config(SECRET, gateway, scripted("m"), None);
     GatewayNode::spawn(config).await.expect("gateway starts")
 }
 
 async fn worker_node(gw: &GatewayNode, name: &str) -> WorkerNode {
-    WorkerNode::spawn(WorkerNodeConfig {
-        p2p: P2pSettings {
-            key: key(),
-            secret: SECRET.into(),
-            listen: "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr"),
-            mdns: false,
-        },
-        target: JoinTarget::Addr(gw.p2p_addrs()[0].clone()),
-        name: name.into(),
-        version: "0.0.0-test".into(),
-        heartbeat: Duration::from_millis(100),
-        engine: scripted("m"),
-        guard: None,
-        updates: None,
-        knowledge: None,
-    })
-    .await
-    .expect("worker starts")
+    WorkerNode::spawn(common::worker_node_config(gw, SECRET, name, scripted("m"), None))
+        .await
+        .expect("worker starts")
 }
 
 async fn swarm(gw: &GatewayNode) -> SwarmView {

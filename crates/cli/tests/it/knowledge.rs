@@ -69,21 +69,7 @@ pub(crate) fn knowing_worker(
     let added = run(nova(home.path()).args(["rag", "add"]).arg(&dir), Duration::from_secs(60));
     assert!(added.status.success(), "rag add: {}", stderr(&added));
     let mut cmd = nova(home.path());
-    cmd.args([
-        "worker",
-        "--join",
-        join,
-        "--secret",
-        secret,
-        "--no-pull",
-        "--model",
-        "smollm2-135m",
-        "--heartbeat-ms",
-        "500",
-        "--name",
-        name,
-    ])
-    .env("NOVA_THREADS", "1");
+    cmd.args(crate::worker_args(join, secret, name)).env("NOVA_THREADS", "1");
     if share {
         cmd.arg("--share-knowledge");
     }

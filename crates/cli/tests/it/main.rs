@@ -185,10 +185,10 @@ pub(crate) fn spawn_cmd(mut cmd: Command, home: tempfile::TempDir) -> Proc {
     Proc { child, lines, _home: home }
 }
 
-/// A `nova worker` of the default model joining `join` with `secret` as `name`, heartbeating
-/// every 500 ms, started (`extra` adds flags).
-pub(crate) fn swarm_worker(join: &str, secret: &str, name: &str, extra: &[&str]) -> Proc {
-    let mut args = vec![
+/// The flags of a `nova worker` of the default model joining `join` with `secret` as `name`,
+/// heartbeating every 500 ms.
+pub(crate) fn worker_args<'a>(join: &'a str, secret: &'a str, name: &'a str) -> Vec<&'a str> {
+    vec![
         "worker",
         "--join",
         join,
@@ -201,7 +201,12 @@ pub(crate) fn swarm_worker(join: &str, secret: &str, name: &str, extra: &[&str])
         "500",
         "--name",
         name,
-    ];
+    ]
+}
+
+/// A `nova worker` (see [`worker_args`]), started (`extra` adds flags).
+pub(crate) fn swarm_worker(join: &str, secret: &str, name: &str, extra: &[&str]) -> Proc {
+    let mut args = worker_args(join, secret, name);
     args.extend_from_slice(extra);
     let w = spawn(1, &args);
     w.wait_for("worker ");

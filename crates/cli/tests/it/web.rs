@@ -16,8 +16,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{spawn, Proc};
-
 const TOKEN: &str = "web-token";
 const SECRET: &str = "web-secret-for-tests";
 const WORKERS: [&str; 2] = ["web-a", "web-b"];
@@ -43,27 +41,6 @@ fn missing_tools(chromium: &Path) -> Vec<String> {
         missing.push("playwright-core (npm ci --prefix tests/web)".to_string());
     }
     missing
-}
-
-fn worker(join: &str, name: &str, extra: &[&str]) -> Proc {
-    let mut args = vec![
-        "worker",
-        "--join",
-        join,
-        "--secret",
-        SECRET,
-        "--no-pull",
-        "--model",
-        "smollm2-135m",
-        "--name",
-        name,
-        "--heartbeat-ms",
-        "500",
-    ];
-    args.extend_from_slice(extra);
-    let w = spawn(1, &args);
-    w.wait_for("worker ");
-    w
 }
 
 fn put(path: &Path, text: &str) {
@@ -127,7 +104,7 @@ fn the_dashboard_logs_in_chats_streams_stops_and_shows_the_swarm_live() {
         "--guard-proc-root",
         proc_root.to_str().expect("utf-8"),
     ];
-    let _a = worker(&join, WORKERS[0], &guard);
+    let _a = crate::swarm_worker(&join, SECRET, WORKERS[0], &guard);
     // The second worker shares a document, for the "Answer from shared documents" check.
     let mut b = Some(crate::knowledge::knowing_worker(
         &join,

@@ -63,3 +63,60 @@ pub(crate) async fn submit(app: &axum::Router, body: Value) -> (u16, Value) {
     let (s, v, _) = call(app, "POST", "/submit", Some(TOKEN), Some(body)).await;
     (s, v)
 }
+
+/// p2p settings on 127.0.0.1 (a free port, no discovery) with a fresh key.
+pub(crate) fn loopback_p2p(secret: &str) -> nova_node::P2pSettings {
+    nova_node::P2pSettings {
+        key: nova_p2p::Keypair::generate_ed25519(),
+        secret: secret.into(),
+        listen: "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr"),
+        mdns: false,
+    }
+}
+
+/// A gateway node on 127.0.0.1 with a local worker `gw` on `engine`; `gateway` and
+/// `knowledge` as given, everything else default.
+pub(crate) fn gateway_node_config(
+    secret: &str,
+    gateway: GatewayConfig,
+    engine: nova_node::EngineSpec,
+    knowledge: Option<(String, Arc<dyn nova_node::KnowledgeBase>)>,
+) -> nova_node::GatewayNodeConfig {
+    nova_node::GatewayNodeConfig {
+        http: nova_node::HttpConfig::new("127.0.0.1:0".parse().expect("addr")),
+        token: TOKEN.into(),
+        limits: Limits::default(),
+        gateway,
+        store: None,
+        p2p: loopback_p2p(secret),
+        bundle_dir: None,
+        local: Some(nova_node::LocalWorkerSpec {
+            id: "local-gw".into(),
+            name: "gw".into(),
+            engine,
+        }),
+        max_members: 8,
+        knowledge,
+    }
+}
+
+/// A worker node on 127.0.0.1 joining `gw` as `name`, heartbeating every 100 ms.
+pub(crate) fn worker_node_config(
+    gw: &nova_node::GatewayNode,
+    secret: &str,
+    name: &str,
+    engine: nova_node::EngineSpec,
+    knowledge: Option<Arc<dyn nova_node::KnowledgeBase>>,
+) -> nova_node::WorkerNodeConfig {
+    nova_node::WorkerNodeConfig {
+        p2p: loopback_p2p(secret),
+        target: nova_node::JoinTarget::Addr(gw.p2p_addrs()[0].clone()),
+        name: name.into(),
+        version: "0.0.0-test".into(),
+        heartbeat: Duration::from_millis(100),
+        engine,
+        guard: None,
+        updates: None,
+        knowledge,
+    }
+}
