@@ -23,8 +23,10 @@
 //! read: the established pure-Rust extractor, `pdf-extract` (on `lopdf`), brings about 260k
 //! lines of dependencies into a CI budget that is nearly spent and still misses the text of many
 //! real PDFs (fonts without ToUnicode maps), and the newer ones are first releases of a few
-//! months' standing. Converting PDFs to text first (`pdftotext`) serves better. Hidden files and directories (a name starting with `.`) are skipped,
-//! as ripgrep does: they are version-control and tool state, not documents.
+//! months' standing. Converting PDFs to text first (`pdftotext`) serves better.
+//!
+//! Hidden files and directories (a name starting with `.`) are skipped, as ripgrep does: they
+//! are version-control and tool state, not documents.
 //!
 //! # Privacy
 //! Only files under added roots are read. Symbolic links are never followed, neither to files
