@@ -16,7 +16,8 @@
 #
 # Settings: NOVA_BIN (target/debug/nova), NOVA_HOME (where the model is), EVAL_THREADS (1 per
 # worker), EVAL_LIMIT, DOCQA_SETUPS ("rag-off rag-all rag-one"), DOCQA_BULK (1000 files; 0
-# skips the build measurement), DOCQA_BUILD_RUNS (3), DOCQA_SEED (0), DOCQA_MAX_TOKENS (32).
+# skips the build measurement), DOCQA_BUILD_RUNS (3), DOCQA_SEED (0), DOCQA_MAX_TOKENS (32),
+# DOCQA_RAG_K (passages per question, the gateway's --rag-k; default: the gateway's own).
 #
 # Writes only under OUT_DIR, and on every run replaces what it wrote there before:
 #   corpus/  nodes/{gw,a,b,c}/ (data dirs: keys, logs, each worker's index)  build/  logs/
@@ -44,6 +45,8 @@ bulk="${DOCQA_BULK:-1000}"
 build_runs="${DOCQA_BUILD_RUNS:-3}"
 seed="${DOCQA_SEED:-0}"
 max_tokens="${DOCQA_MAX_TOKENS:-32}"
+gw_flags=()
+if [ -n "${DOCQA_RAG_K:-}" ]; then gw_flags+=(--rag-k "$DOCQA_RAG_K"); fi
 set_file="evals/docqa/questions.jsonl"
 gen="evals/docqa/gen_docqa.py"
 
@@ -168,7 +171,8 @@ start_swarm() {
   shift
   mkdir -p "$logs"
   "$nova" --data-dir "$out/nodes/gw" serve --bind 127.0.0.1:0 --p2p-listen /ip4/127.0.0.1/tcp/0 \
-    --no-local --token "$token" --secret "$secret" >"$logs/gw.out" 2>"$logs/gw.err" &
+    --no-local --token "$token" --secret "$secret" ${gw_flags[@]+"${gw_flags[@]}"} \
+    >"$logs/gw.out" 2>"$logs/gw.err" &
   pids+=($!)
   for _ in $(seq 100); do
     grep -q '^p2p listening on ' "$logs/gw.out" 2>/dev/null && break

@@ -68,6 +68,9 @@ pub(crate) struct Args {
     /// are skipped.
     #[arg(long, default_value = "2s", value_parser = duration_arg::parse)]
     retrieval_timeout: Duration,
+    /// Passages retrieved for a grounded request (the model's window may take fewer).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=16))]
+    rag_k: u32,
     /// Jobs running at once before new ones get 429.
     #[arg(long, default_value_t = 64)]
     max_in_flight: usize,
@@ -177,6 +180,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
             stale_after: Duration::from_millis(args.stale_after_ms),
             forget_after: args.forget_after,
             retrieval_timeout: args.retrieval_timeout,
+            rag_k: args.rag_k as usize,
             ..GatewayConfig::default()
         },
         store: Some(data_dir.join("nova.db")),
