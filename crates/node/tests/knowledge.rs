@@ -242,7 +242,8 @@ async fn only_the_passages_that_fit_the_window_are_cited() {
         .with_n_ctx(400);
     let engine = EngineSpec::Ready(Arc::new(engine), Some(10.0));
     let knowledge = Some(("gw".to_string(), Docs::new(&docs) as Arc<dyn KnowledgeBase>));
-    let config = common::gateway_node_config(SECRET, GatewayConfig::default(), engine, knowledge);
+    let gateway = GatewayConfig { rag_k: 4, ..GatewayConfig::default() };
+    let config = common::gateway_node_config(SECRET, gateway, engine, knowledge);
     let gw = GatewayNode::spawn(config).await.expect("gateway starts");
     let r = ask(&gw, job(QUESTION, true)).await;
     assert_eq!(r.trace.retrieval.as_ref().map(|t| t.hits), Some(4));

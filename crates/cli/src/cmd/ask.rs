@@ -52,8 +52,9 @@ pub(crate) struct Args {
     /// the prompt and the sources used are printed after the answer.
     #[arg(long)]
     rag: bool,
-    /// Passages retrieved with --rag (the model's window may take fewer).
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=16))]
+    /// Passages retrieved with --rag (the model's window may take fewer). One suits small
+    /// models best (see BENCHMARKS.md, "Knowledge").
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
     rag_k: u32,
 }
 

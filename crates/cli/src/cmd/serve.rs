@@ -69,7 +69,7 @@ pub(crate) struct Args {
     #[arg(long, default_value = "2s", value_parser = duration_arg::parse)]
     retrieval_timeout: Duration,
     /// Passages retrieved for a grounded request (the model's window may take fewer).
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=16))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
     rag_k: u32,
     /// Jobs running at once before new ones get 429.
     #[arg(long, default_value_t = 64)]
