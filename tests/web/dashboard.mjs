@@ -185,7 +185,7 @@ try {
 
   // Answer from shared documents: the second worker's file is cited under the answer, and
   // its card says it shares documents.
-  const grounded = await ask(page, 'Who maintains the ZX-4471 controller? Answer with just the name.', { rag: true, maxTokens: 24 });
+  const grounded = await ask(page, 'Who is the maintainer of the ZX-4471 controller? Answer with just the name.', { rag: true, maxTokens: 24 });
   await grounded.and(page.locator('[data-state="done"]')).waitFor({ timeout: 120_000 });
   const cites = await grounded.locator('.sources summary').allTextContents();
   check(cites.length >= 1 && cites[0].includes('zx-4471.md'), `the grounded answer cites the shared file: ${cites}`);
