@@ -100,7 +100,7 @@ impl Member {
             tokio::time::timeout(HELLO_TIMEOUT, frame::read::<_, Membership>(&mut stream)).await;
         drop(joining);
         let status = match first {
-            Ok(Ok(Membership::Hello(s))) => s,
+            Ok(Ok(Membership::Hello(s))) => s.bounded(),
             Ok(Ok(other)) => {
                 tracing::warn!(peer = %peer, ?other, "worker did not start with hello; dropped");
                 return;
@@ -134,6 +134,7 @@ impl Member {
             .await;
             match next {
                 Ok(Ok(Membership::Heartbeat(s))) | Ok(Ok(Membership::Hello(s))) => {
+                    let s = s.bounded();
                     let now = now_ms();
                     self.gateway.record_node(record(&id, &s, now));
                     worker.update(s, now);

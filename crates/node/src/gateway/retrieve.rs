@@ -21,6 +21,17 @@ use super::{lock, Inner};
 /// SmolLM2-135M, which named a look-alike controller's maintainer from the third passage).
 const MIN_SCORE_SHARE: f64 = 0.35;
 
+/// Most bytes of why a node was skipped: its own error message comes from the peer.
+const MAX_SKIP_REASON_BYTES: usize = 200;
+
+/// `name: why` for the trace's `skipped`, with `why` cut to [`MAX_SKIP_REASON_BYTES`] (names
+/// are bounded at membership).
+fn skipped(name: &str, why: &str) -> String {
+    let mut why = why.to_string();
+    truncate_utf8(&mut why, MAX_SKIP_REASON_BYTES);
+    format!("{name}: {why}")
+}
+
 /// What retrieval found for one job.
 pub(crate) struct Grounding {
     hits: Vec<RankedHit>,
@@ -115,8 +126,10 @@ impl Inner {
         let answers = join_all(asks.into_iter().map(|(name, ask)| async move {
             match tokio::time::timeout(deadline, ask).await {
                 Ok(Ok(reply)) => Ok((name, reply)),
-                Ok(Err(e)) => Err(format!("{name}: {e}")),
-                Err(_) => Err(format!("{name}: no answer within {} ms", deadline.as_millis())),
+                Ok(Err(e)) => Err(skipped(&name, &e)),
+                Err(_) => {
+                    Err(skipped(&name, &format!("no answer within {} ms", deadline.as_millis())))
+                }
             }
         }))
         .await;
@@ -142,5 +155,17 @@ impl Inner {
             hits: hits.len(),
         };
         Grounding { hits, trace }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peers_error_message_cannot_bloat_the_trace() {
+        let s = skipped("b", &"é".repeat(1 << 19));
+        assert!(s.starts_with("b: é") && s.len() <= 3 + MAX_SKIP_REASON_BYTES, "{}", s.len());
+        assert_eq!(skipped("b", "busy"), "b: busy");
     }
 }
