@@ -226,6 +226,4 @@ fn resolve(dir: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
-mod measure;
-#[cfg(test)]
 mod tests;
