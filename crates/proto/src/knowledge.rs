@@ -49,12 +49,8 @@ pub fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
 /// The distinct terms of a query, stopwords dropped, in order of first appearance; at most
 /// [`MAX_QUERY_TERMS`], from at most [`MAX_QUERY_BYTES`] of text.
 pub fn query_terms(query: &str) -> Vec<String> {
-    let mut end = query.len().min(MAX_QUERY_BYTES);
-    while !query.is_char_boundary(end) {
-        end -= 1;
-    }
     let mut out: Vec<String> = Vec::new();
-    for t in tokens(&query[..end]) {
+    for t in tokens(prefix_utf8(query, MAX_QUERY_BYTES)) {
         if out.len() == MAX_QUERY_TERMS {
             break;
         }
@@ -130,15 +126,22 @@ impl KnowledgeReply {
     }
 }
 
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub fn prefix_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Cuts `s` to at most `max` bytes on a character boundary.
 pub fn truncate_utf8(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
+    let end = prefix_utf8(s, max).len();
+    s.truncate(end);
 }
 
 /// A hit ranked across every node that answered.

@@ -1,7 +1,7 @@
 //! Cutting a document into chunks: passages of a few paragraphs under one heading, small
 //! enough to quote and to score, each starting with its heading trail.
 
-use nova_proto::knowledge::MAX_SNIPPET_BYTES;
+use nova_proto::knowledge::{prefix_utf8, MAX_SNIPPET_BYTES};
 
 use crate::walk::Kind;
 
@@ -108,7 +108,7 @@ fn flush(out: &mut Vec<String>, headings: &[String], body: &mut String) {
 fn trail(headings: &[String]) -> String {
     let parts: Vec<&str> = headings
         .iter()
-        .map(|h| prefix(h.trim(), MAX_HEADING_BYTES))
+        .map(|h| prefix_utf8(h.trim(), MAX_HEADING_BYTES))
         .filter(|h| !h.is_empty())
         .collect();
     for skip in 0..parts.len() {
@@ -120,24 +120,12 @@ fn trail(headings: &[String]) -> String {
     String::new()
 }
 
-/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
-fn prefix(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
 /// Cuts `text` (whitespace already collapsed) into pieces of at most [`MAX_CHUNK_BYTES`].
 fn split(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut rest = text;
     while rest.len() > MAX_CHUNK_BYTES {
-        let window = prefix(rest, MAX_CHUNK_BYTES);
+        let window = prefix_utf8(rest, MAX_CHUNK_BYTES);
         // Cut no earlier than halfway, so no piece is a sliver.
         let half = MAX_CHUNK_BYTES / 2;
         let sentence = window

@@ -79,11 +79,8 @@ pub struct Question {
 impl Question {
     /// The words of `prompt` (its first [`MAX_QUESTION_BYTES`]).
     pub fn new(prompt: &str) -> Self {
-        let mut end = prompt.len().min(MAX_QUESTION_BYTES);
-        while !prompt.is_char_boundary(end) {
-            end -= 1;
-        }
-        Self { words: words(&prompt[..end].to_lowercase()).map(str::to_string).collect() }
+        let prompt = nova_proto::knowledge::prefix_utf8(prompt, MAX_QUESTION_BYTES);
+        Self { words: words(&prompt.to_lowercase()).map(str::to_string).collect() }
     }
 
     /// The final claim of `answer`, as a key that equal claims share. Empty when there is
