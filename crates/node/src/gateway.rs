@@ -424,13 +424,10 @@ impl Inference for Gateway {
     fn run(&self, job: Job) -> BoxFuture<'_, Result<JobEvents, InferError>> {
         let inner = self.inner.clone();
         Box::pin(async move {
-            let (job, grounding) = match job.rag {
-                true => {
-                    let (job, g) =
-                        inner.ground(job.clone()).await.map_err(|e| inner.refuse(&job, e))?;
-                    (job, Some(g))
-                }
-                false => (job, None),
+            let mut job = job;
+            let grounding = match job.rag {
+                true => Some(inner.ground(&mut job).await.map_err(|e| inner.refuse(&job, e))?),
+                false => None,
             };
             let (job, auto) = inner.resolve_auto(job);
             let (permit, started, tried) =

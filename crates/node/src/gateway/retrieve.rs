@@ -80,10 +80,7 @@ impl Inner {
     /// Retrieves passages for `job` and puts them in its request's context. Refused with
     /// `overloaded` when as many retrievals run as jobs may; otherwise never fails: with no
     /// node sharing, or none answering, the job goes on without passages and says so.
-    pub(crate) async fn ground(
-        self: &Arc<Self>,
-        mut job: Job,
-    ) -> Result<(Job, Grounding), InferError> {
+    pub(crate) async fn ground(self: &Arc<Self>, job: &mut Job) -> Result<Grounding, InferError> {
         let _slot = self
             .retrievals
             .clone()
@@ -99,7 +96,7 @@ impl Inner {
             .iter()
             .map(|h| Passage { source: format!("{}: {}", h.node, h.path), text: h.text.clone() })
             .collect();
-        Ok((job, grounding))
+        Ok(grounding)
     }
 
     async fn retrieve(&self, query: KnowledgeQuery) -> Grounding {
