@@ -223,5 +223,15 @@ async fn batch_slots_fill_before_the_queue_and_are_reported() -> Result<(), Engi
     assert!(matches!(refused, Err(EngineError::QueueFull { capacity: 1 })), "{refused:?}");
     drop((a, b, queued));
     idle(&e).await;
+    // A client that submits again as soon as its answers are done finds the capacity free,
+    // even before the engine has cleared the finished sequences.
+    for round in 0..3 {
+        let streams: Vec<_> = (0..3)
+            .map(|i| e.submit(chat(&format!("Round {round}, {i}."), greedy(4))))
+            .collect::<Result<_, _>>()?;
+        for s in futures_util::future::join_all(streams.into_iter().map(pieces)).await {
+            s?;
+        }
+    }
     Ok(())
 }

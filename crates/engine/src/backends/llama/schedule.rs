@@ -132,12 +132,28 @@ impl<'m> Scheduler<'m> {
         self.shared.busy.store(true, Ordering::SeqCst);
     }
 
+    /// Hands a slot's events to its consumer and frees it once all are out. The books are
+    /// settled before the last event goes: a request stops counting as in flight when its
+    /// answer is complete, not when its cells are cleared, so a client that submits again on
+    /// `Done` always finds the capacity it just gave back.
+    fn deliver(&mut self, seq: usize) {
+        let Some(slot) = self.slots[seq].as_mut() else { return };
+        if slot.finished() && !slot.released {
+            slot.released = true;
+            release(self.shared);
+        }
+        slot.flush();
+        if slot.done() {
+            self.free(seq);
+        }
+    }
+
     fn free(&mut self, seq: usize) {
-        if self.slots[seq].take().is_some() {
+        if let Some(slot) = self.slots[seq].take() {
             let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
-            let left = self.shared.running.fetch_sub(1, Ordering::SeqCst) - 1;
-            self.shared.busy.store(left > 0, Ordering::SeqCst);
-            self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+            if !slot.released {
+                release(self.shared);
+            }
         }
     }
 
@@ -151,10 +167,7 @@ impl<'m> Scheduler<'m> {
                 self.free(seq);
                 continue;
             }
-            slot.flush();
-            if slot.done() {
-                self.free(seq);
-            }
+            self.deliver(seq);
         }
         if self.running() == 0 {
             return;
@@ -176,7 +189,7 @@ impl<'m> Scheduler<'m> {
             slot.evaluated(n);
             if let Some(idx) = logits.filter(|_| slot.ready_to_sample()) {
                 slot.sample(self.model, &self.ctx, idx, self.limits.n_ctx_seq);
-                slot.flush();
+                self.deliver(seq);
             }
         }
     }
@@ -226,8 +239,15 @@ impl<'m> Scheduler<'m> {
         for &(seq, _, _) in fed {
             if let Some(slot) = self.slots[seq].as_mut() {
                 slot.fail(e.clone());
-                slot.flush();
+                self.deliver(seq);
             }
         }
     }
+}
+
+/// A request's answer is complete: it no longer counts as running or in flight.
+fn release(shared: &Shared) {
+    let left = shared.running.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
+    shared.busy.store(left > 0, Ordering::SeqCst);
+    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
 }

@@ -44,6 +44,8 @@ pub(super) struct Slot {
     outbox: VecDeque<Result<TokenEvent, EngineError>>,
     /// No more tokens: the slot frees once the outbox is delivered.
     finished: bool,
+    /// Whether the scheduler has stopped counting it as running and in flight.
+    pub(super) released: bool,
 }
 
 impl Slot {
@@ -68,12 +70,18 @@ impl Slot {
             gen_started: None,
             outbox: VecDeque::new(),
             finished: false,
+            released: false,
         }
     }
 
     /// Whether its consumer has gone: the slot frees without another word.
     pub(super) fn cancelled(&self) -> bool {
         self.tx.is_closed()
+    }
+
+    /// Whether its answer is complete (its last events may still wait in the outbox).
+    pub(super) fn finished(&self) -> bool {
+        self.finished
     }
 
     /// Whether it is done and delivered: the slot can be freed.
