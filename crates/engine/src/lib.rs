@@ -40,8 +40,18 @@ pub struct EngineInfo {
     pub n_ctx: Option<u32>,
     /// Threads used for generation, when known.
     pub threads: Option<u32>,
-    /// Requests that may wait in the queue.
+    /// Requests generated at once (llama.cpp sequences decoded in one batch); 1 for an engine
+    /// that serves one request at a time.
+    pub slots: usize,
+    /// Requests that may wait in the queue, besides the `slots` running.
     pub queue_capacity: usize,
+}
+
+impl EngineInfo {
+    /// Requests this engine accepts at once: the running ones plus the queue.
+    pub fn capacity(&self) -> usize {
+        self.slots.max(1) + self.queue_capacity
+    }
 }
 
 /// A snapshot of an engine's load.
@@ -49,6 +59,9 @@ pub struct EngineInfo {
 pub struct Health {
     /// Requests queued or running.
     pub in_flight: usize,
+    /// Requests generating right now (at most [`EngineInfo::slots`]); the free slots are the
+    /// difference.
+    pub running: usize,
     /// Whether a generation is running right now.
     pub busy: bool,
     /// False once the engine has stopped and accepts nothing.

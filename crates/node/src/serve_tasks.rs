@@ -46,7 +46,7 @@ fn status(engine: &dyn Engine, info: &WorkerInfo) -> Status {
         models: vec![engine.info().model.clone()],
         tokens_per_s: info.tokens_per_s,
         queue_depth: health.in_flight as u32,
-        queue_capacity: engine.info().queue_capacity as u32 + 1,
+        queue_capacity: engine.info().capacity() as u32,
         paused: device.paused,
         free_ram_mb: r.free_ram_mb.or_else(mem_available_mb),
         cores: std::thread::available_parallelism().ok().map(|n| n.get() as u32),

@@ -91,8 +91,7 @@ impl Worker for LocalWorker {
             models: vec![info.model.clone()],
             tokens_per_s: self.tokens_per_s,
             queue_depth: health.in_flight as u32,
-            // One running plus the queue.
-            queue_capacity: info.queue_capacity as u32 + 1,
+            queue_capacity: info.capacity() as u32,
             paused: false,
             last_seen_ms: if health.alive { now_ms } else { 0 },
         }

@@ -573,3 +573,34 @@ async fn tag_win_rates_survive_a_gateway_restart() {
     assert!(g.win_rate("good", "geo") > 0.75, "{}", g.win_rate("good", "geo"));
     assert!(g.win_rate("bad", "geo") < 0.25, "{}", g.win_rate("bad", "geo"));
 }
+
+#[tokio::test]
+async fn a_worker_with_four_slots_takes_four_streams_at_once() {
+    // A batching engine generates 4 requests at once: the worker must say so, and the gateway
+    // must send it all 4 rather than queue 3 of them behind the first.
+    let g = gateway().await;
+    let e = ScriptedEngine::new("m", Script::Fixed("a b c d".into()), Duration::from_millis(60))
+        .with_parallelism(4)
+        .with_queue_capacity(1);
+    let worker = local("batching", Arc::new(e), 10.0);
+    assert_eq!(worker.view(0).queue_capacity, 5, "4 slots and a queue of 1");
+    g.add_worker(worker);
+    let app = app(&g);
+    let started = std::time::Instant::now();
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                call(&app, "POST", "/v1/chat/completions", Some(TOKEN), Some(stream_body(1))).await
+            })
+        })
+        .collect();
+    for c in calls {
+        let (s, _, text) = c.await.unwrap();
+        assert_eq!(s, 200, "{text}");
+        assert_eq!(content(&sse_events(&text)), "a b c d", "{text}");
+    }
+    // One answer takes 4 × 60 ms; one after another they would take about a second.
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(700), "the streams waited for each other: {took:?}");
+}

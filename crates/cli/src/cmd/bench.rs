@@ -1,5 +1,6 @@
 //! `nova bench engine`: prompt-processing and generation throughput of the embedded engine,
-//! measured the way llama.cpp's `llama-bench` measures them so the two compare directly.
+//! measured the way llama.cpp's `llama-bench` measures them so the two compare directly; with
+//! `--concurrency`, aggregate speed and time to first token of concurrent streams instead.
 
 use std::process::ExitCode;
 
@@ -8,6 +9,7 @@ use nova_engine::{BenchSpec, Engine as _};
 use super::engine_args::{self, EngineArgs};
 use crate::Global;
 
+mod concurrency;
 mod swarm;
 
 #[derive(Debug, clap::Subcommand)]
@@ -31,6 +33,13 @@ pub(crate) struct EngineBench {
     /// Timed runs per test (after one warm-up).
     #[arg(long, default_value_t = 3)]
     runs: u32,
+    /// Instead of pp/tg: C streamed requests at once for each C given, comma-separated, on an
+    /// engine generating up to C at a time (unless --parallel says otherwise).
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=64))]
+    concurrency: Vec<u32>,
+    /// Tokens each concurrent stream generates (with --concurrency).
+    #[arg(long, default_value_t = 64)]
+    stream_tokens: u32,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -43,6 +52,9 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> anyhow::Result<ExitCod
     };
     if args.runs == 0 {
         anyhow::bail!("--runs must be at least 1");
+    }
+    if !args.concurrency.is_empty() {
+        return run_concurrency(global, &args).await;
     }
     let engine = engine_args::load_llama(global, &args.engine).await?;
     let info = engine.info().clone();
@@ -77,6 +89,43 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> anyhow::Result<ExitCod
         }
         if let Some(kib) = rss {
             println!("peak RSS {:.1} MiB", kib as f64 / 1024.0);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_concurrency(global: &Global, args: &EngineBench) -> anyhow::Result<ExitCode> {
+    let levels =
+        concurrency::run(global, &args.engine, &args.concurrency, args.stream_tokens, args.runs)
+            .await?;
+    if !args.json {
+        println!(
+            "model {}, threads {}, {} tokens a stream, {} timed rounds each after a warm-up",
+            args.engine.model,
+            args.engine.threads.map_or("all".into(), |t| t.to_string()),
+            args.stream_tokens,
+            args.runs
+        );
+        println!(
+            "{:>5} {:>9} {:>10} {:>14} {:>14}",
+            "conc", "parallel", "agg tok/s", "ttft p50 ms", "ttft p95 ms"
+        );
+    }
+    for l in &levels {
+        if args.json {
+            let v = serde_json::json!({
+                "concurrency": l.concurrency,
+                "parallel": l.parallel,
+                "tokens_per_s": l.tok_s,
+                "ttft_p50_ms": l.ttft_p50_ms,
+                "ttft_p95_ms": l.ttft_p95_ms,
+            });
+            println!("{v}");
+        } else {
+            println!(
+                "{:>5} {:>9} {:>10.1} {:>14.0} {:>14.0}",
+                l.concurrency, l.parallel, l.tok_s, l.ttft_p50_ms, l.ttft_p95_ms
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

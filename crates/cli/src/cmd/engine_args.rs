@@ -27,9 +27,13 @@ pub(crate) struct EngineArgs {
     /// Threads for llama.cpp (default: all cores).
     #[arg(long, env = "NOVA_THREADS")]
     pub(crate) threads: Option<u32>,
-    /// Context window in tokens.
+    /// Context window in tokens, for each request.
     #[arg(long, default_value_t = 2048)]
     pub(crate) ctx: u32,
+    /// Requests llama.cpp generates at once, batched in one context with a --ctx window each
+    /// (default: up to 4, as many as fit their KV caches in a quarter of the free memory).
+    #[arg(long, env = "NOVA_PARALLEL", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub(crate) parallel: Option<u32>,
     /// Engine backend.
     #[arg(long, value_enum, default_value = "llama")]
     pub(crate) backend: Backend,
@@ -77,7 +81,10 @@ async fn llama_config(global: &Global, args: &EngineArgs) -> anyhow::Result<Llam
     tokio::task::spawn_blocking(move || nova_model::gguf::inspect(&path))
         .await?
         .with_context(|| format!("{} is not a usable model", entry.path.display()))?;
-    Ok(LlamaConfig::new(&entry.path, &entry.name).with_threads(args.threads).with_n_ctx(args.ctx))
+    Ok(LlamaConfig::new(&entry.path, &entry.name)
+        .with_threads(args.threads)
+        .with_n_ctx(args.ctx)
+        .with_parallel(args.parallel))
 }
 
 /// Loads the embedded llama.cpp engine for `args.model`.

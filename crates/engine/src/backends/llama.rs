@@ -1,12 +1,16 @@
 //! llama.cpp embedded through `llama-cpp-2`.
 //!
 //! Topology: one dedicated OS thread owns the model and its context (llama.cpp contexts are not
-//! shareable across threads) and serves a bounded job queue one request at a time. The async
-//! side only ever does `try_send` on that queue, so a full engine answers at once with
-//! [`EngineError::QueueFull`] instead of piling up work.
+//! shareable across threads). The context holds `parallel` sequences; the thread admits queued
+//! requests into free ones between steps and decodes every running sequence in one batch per
+//! step (continuous batching, in [`schedule`]). The async side only ever does `try_send` on the
+//! bounded job queue, so a full engine answers at once with [`EngineError::QueueFull`] instead
+//! of piling up work.
 
 mod bench;
-mod generate;
+mod prepare;
+mod schedule;
+mod slot;
 
 use std::{
     num::NonZeroU32,
@@ -42,12 +46,16 @@ pub struct LlamaConfig {
     pub n_ctx: u32,
     /// Most prompt tokens evaluated in one llama.cpp call.
     pub n_batch: u32,
-    /// Requests that may wait behind the running one.
+    /// Requests that may wait behind the running ones.
     pub queue_capacity: usize,
+    /// Sequences generated at once, each with a `n_ctx` window of its own; `None` picks a number
+    /// from the free memory (up to 4; see `auto_parallel`).
+    pub parallel: Option<u32>,
 }
 
 impl LlamaConfig {
-    /// Defaults for `model_path`: all cores, 2048-token context, batch 512, queue of 8.
+    /// Defaults for `model_path`: all cores, 2048-token context, batch 512, queue of 8, one
+    /// sequence at a time.
     pub fn new(model_path: impl Into<PathBuf>, model_name: impl Into<String>) -> Self {
         Self {
             model_path: model_path.into(),
@@ -56,7 +64,14 @@ impl LlamaConfig {
             n_ctx: 2048,
             n_batch: 512,
             queue_capacity: 8,
+            parallel: Some(1),
         }
+    }
+
+    /// Sets how many sequences run at once; `None` picks from the free memory.
+    pub fn with_parallel(mut self, parallel: Option<u32>) -> Self {
+        self.parallel = parallel;
+        self
     }
 
     /// Sets the thread count.
@@ -87,6 +102,7 @@ enum Job {
 #[derive(Debug, Default)]
 struct Shared {
     in_flight: AtomicUsize,
+    running: AtomicUsize,
     busy: AtomicBool,
     alive: AtomicBool,
     /// Set when the handle is dropped, so a running generation ends promptly.
@@ -126,7 +142,11 @@ impl LlamaEngine {
             return Err(load_err("no such file".into()));
         }
         let (ready_tx, ready_rx) = std_mpsc::sync_channel(1);
-        let (jobs_tx, jobs_rx) = std_mpsc::sync_channel(config.queue_capacity.max(1));
+        // Room for every slot and the queue, whatever number of slots the engine picks: the
+        // admission limit is `in_flight`, checked in `enqueue`, so a burst is accepted up to
+        // the advertised capacity however fast the engine thread takes jobs.
+        let (jobs_tx, jobs_rx) =
+            std_mpsc::sync_channel(MAX_PARALLEL as usize + config.queue_capacity.max(1));
         let shared = Arc::new(Shared::default());
         let thread_shared = shared.clone();
         let thread_config = config.clone();
@@ -157,14 +177,16 @@ impl LlamaEngine {
 
     fn enqueue(&self, job: Job) -> Result<(), EngineError> {
         let jobs = self.jobs.as_ref().ok_or(EngineError::Shutdown)?;
+        let full = EngineError::QueueFull { capacity: self.info.queue_capacity };
         // Count before sending so the engine thread's decrement can never run first.
-        self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        if self.shared.in_flight.fetch_add(1, Ordering::SeqCst) >= self.info.capacity() {
+            self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+            return Err(full);
+        }
         jobs.try_send(job).map_err(|e| {
             self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
             match e {
-                std_mpsc::TrySendError::Full(_) => {
-                    EngineError::QueueFull { capacity: self.info.queue_capacity }
-                }
+                std_mpsc::TrySendError::Full(_) => full,
                 std_mpsc::TrySendError::Disconnected(_) => EngineError::Shutdown,
             }
         })
@@ -187,6 +209,7 @@ impl Engine for LlamaEngine {
     fn health(&self) -> Health {
         Health {
             in_flight: self.shared.in_flight.load(Ordering::SeqCst),
+            running: self.shared.running.load(Ordering::SeqCst),
             busy: self.shared.busy.load(Ordering::SeqCst),
             alive: self.shared.alive.load(Ordering::SeqCst),
         }
@@ -225,44 +248,97 @@ fn engine_thread(
     let threads = config
         .threads
         .unwrap_or_else(|| thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1));
-    let n_ctx = config.n_ctx.clamp(64, model.n_ctx_train().max(64));
+    let n_ctx_seq = config.n_ctx.clamp(64, model.n_ctx_train().max(64));
+    let parallel = config
+        .parallel
+        .unwrap_or_else(|| auto_parallel(kv_bytes_per_token(&model), n_ctx_seq, mem_available()))
+        .clamp(1, MAX_PARALLEL);
+    // One KV stream per sequence (not the unified cache): each sequence gets exactly its own
+    // window, and its cells sit where they would if it ran alone, so its attention sums run in
+    // the same order as a lone request's.
     let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(n_ctx))
+        .with_n_ctx(NonZeroU32::new(n_ctx_seq * parallel))
+        .with_n_seq_max(parallel)
         .with_n_batch(config.n_batch)
         .with_n_ubatch(config.n_batch)
         .with_n_threads(threads as i32)
         .with_n_threads_batch(threads as i32);
-    let mut ctx = match model.new_context(backend, params) {
+    let ctx = match model.new_context(backend, params) {
         Ok(c) => c,
         Err(e) => {
             let _ = ready.send(Err(load_err(format!("cannot create a llama.cpp context: {e}"))));
             return;
         }
     };
+    // llama.cpp pads each sequence's window; the context is exactly `parallel` of them.
+    let n_ctx_seq = ctx.n_ctx() / parallel;
     let info = EngineInfo {
         backend: "llama",
         model: config.model_name.clone(),
         architecture: model.meta_val_str("general.architecture").ok(),
-        n_ctx: Some(ctx.n_ctx()),
+        n_ctx: Some(n_ctx_seq),
         threads: Some(threads),
+        slots: parallel as usize,
         queue_capacity: config.queue_capacity.max(1),
     };
-    tracing::info!(model = %info.model, n_ctx = ctx.n_ctx(), threads, "llama engine ready");
+    tracing::info!(model = %info.model, n_ctx = n_ctx_seq, parallel, threads, "llama engine ready");
     shared.alive.store(true, Ordering::SeqCst);
     if ready.send(Ok(info)).is_err() {
         return;
     }
-    let gen = generate::Generator { model: &model, n_batch: config.n_batch, shared: &shared };
-    while let Ok(job) = jobs.recv() {
-        shared.busy.store(true, Ordering::SeqCst);
-        match job {
-            Job::Generate { req, tx } => gen.run(&mut ctx, req, &tx),
-            Job::Bench { spec, reply } => {
-                let _ = reply.send(bench::run(backend, &model, config.n_batch, threads, &spec));
-            }
-        }
-        shared.busy.store(false, Ordering::SeqCst);
-        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-    }
+    let mut scheduler = schedule::Scheduler::new(
+        &model,
+        ctx,
+        schedule::Limits { slots: parallel, n_ctx_seq, n_batch: config.n_batch },
+        &shared,
+    );
+    scheduler.run(&jobs, |spec| bench::run(backend, &model, config.n_batch, threads, spec));
     shared.alive.store(false, Ordering::SeqCst);
+}
+
+/// Most sequences `--parallel` may ask for: llama.cpp's own limit is higher, but every sequence
+/// adds a KV window and a per-step row, and past this the context's memory dominates any gain.
+const MAX_PARALLEL: u32 = 64;
+
+/// The default number of sequences: up to 4, as many as fit their KV caches in a quarter of the
+/// free memory. Four because generation on a small device is memory-bound (each step reads
+/// every weight once, however many sequences it advances), so aggregate speed climbs steeply
+/// from 1 to 4 sequences and then flattens while each stream slows; llama-server picks 4 too
+/// when not told. A quarter of the free memory leaves room for the model, its compute buffers
+/// and the rest of the device. Unknown free memory counts as room for all 4.
+fn auto_parallel(kv_bytes_per_token: u64, n_ctx_seq: u32, free_bytes: Option<u64>) -> u32 {
+    let per_seq = kv_bytes_per_token.saturating_mul(u64::from(n_ctx_seq)).max(1);
+    let fit = free_bytes.map_or(4, |free| free / 4 / per_seq);
+    fit.clamp(1, 4) as u32
+}
+
+/// The f16 K and V cache one token needs in every layer. Estimated from the head counts, so it
+/// is exact for most architectures and low for those whose head size is not `n_embd / n_head`.
+fn kv_bytes_per_token(model: &LlamaModel) -> u64 {
+    let head = u64::from(model.n_embd().max(0) as u32) / u64::from(model.n_head().max(1));
+    2 * 2 * u64::from(model.n_layer()) * u64::from(model.n_head_kv()) * head
+}
+
+/// `MemAvailable` from `/proc/meminfo`; `None` elsewhere.
+fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::auto_parallel;
+
+    #[test]
+    fn auto_parallel_fits_a_quarter_of_free_memory_up_to_four() {
+        const MB: u64 = 1 << 20;
+        // SmolLM2-135M: 30 layers, 3 KV heads of 64 → 23 KB a token, 45 MB a 2048 window.
+        let smol = 2 * 2 * 30 * 3 * 64;
+        assert_eq!(auto_parallel(smol, 2048, Some(8000 * MB)), 4);
+        assert_eq!(auto_parallel(smol, 2048, Some(400 * MB)), 2);
+        assert_eq!(auto_parallel(smol, 2048, Some(10 * MB)), 1);
+        assert_eq!(auto_parallel(smol, 2048, None), 4);
+        assert_eq!(auto_parallel(0, 2048, Some(0)), 1);
+    }
 }

@@ -68,6 +68,7 @@ impl OpenAiHttpEngine {
                 architecture: None,
                 n_ctx: None,
                 threads: None,
+                slots: 1,
                 queue_capacity: cap,
             },
             slots: Arc::new(Semaphore::new(cap)),
@@ -102,7 +103,7 @@ impl Engine for OpenAiHttpEngine {
 
     fn health(&self) -> Health {
         let in_flight = self.info.queue_capacity - self.slots.available_permits();
-        Health { in_flight, busy: in_flight > 0, alive: true }
+        Health { in_flight, running: in_flight, busy: in_flight > 0, alive: true }
     }
 }
 

@@ -79,6 +79,7 @@ impl ScriptedEngine {
                 architecture: None,
                 n_ctx: None,
                 threads: None,
+                slots: 1,
                 queue_capacity: 64,
             },
             script,
@@ -107,6 +108,7 @@ impl ScriptedEngine {
     /// Generates at most `n` requests at once; the rest wait their turn, as on a real device.
     pub fn with_parallelism(mut self, n: usize) -> Self {
         self.slots = Some(Arc::new(Semaphore::new(n.max(1))));
+        self.info.slots = n.max(1);
         self
     }
 
@@ -140,7 +142,8 @@ impl Engine for ScriptedEngine {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
             EngineError::Unavailable("the scripted engine needs a tokio runtime".into())
         })?;
-        if self.in_flight.load(Ordering::SeqCst) >= self.info.queue_capacity {
+        // The running requests and the queue, as a real engine counts them.
+        if self.in_flight.load(Ordering::SeqCst) >= self.info.capacity() {
             return Err(EngineError::QueueFull { capacity: self.info.queue_capacity });
         }
         // Keyed scripts see the passages too, so a test can answer from a document.
@@ -198,7 +201,7 @@ impl Engine for ScriptedEngine {
 
     fn health(&self) -> Health {
         let n = self.in_flight.load(Ordering::SeqCst);
-        Health { in_flight: n, busy: n > 0, alive: true }
+        Health { in_flight: n, running: n, busy: n > 0, alive: true }
     }
 }
 

@@ -2,6 +2,7 @@
 //! (`scripts/test.sh` pulls them); `llama-server` for the openai_http tests comes from
 //! `NOVA_LLAMA_SERVER` (`scripts/build_llama_tools.sh` builds it).
 
+mod batching;
 mod llama;
 mod openai_http;
 

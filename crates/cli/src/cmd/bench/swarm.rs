@@ -48,7 +48,7 @@ struct Sample {
     tokens: u64,
 }
 
-fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+pub(super) fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
     if v.is_empty() {
         return 0.0;
     }

@@ -1,0 +1,253 @@
+//! Continuous batching on the engine thread: each step admits queued requests into free
+//! sequences, then evaluates one token of every generating sequence, one token of every
+//! resumed answer being replayed, and as much of the waiting prompts as the batch has room for,
+//! all in one `llama_decode`, and samples each sequence whose logits are ready.
+//!
+//! A long prompt thus delays running streams by at most one batch a step. Sequences go into the
+//! batch in increasing sequence id: with a KV stream per sequence llama.cpp splits a batch into
+//! runs of consecutive ids, so keeping them in order keeps a step to as few passes as possible.
+
+use std::{
+    sync::{atomic::Ordering, mpsc as std_mpsc},
+    time::Duration,
+};
+
+use llama_cpp_2::{context::LlamaContext, llama_batch::LlamaBatch, model::LlamaModel};
+use nova_proto::ValidRequest;
+
+use super::{
+    bench::{BenchReport, BenchSpec},
+    prepare::prepare,
+    slot::{Feed, Slot, Tx},
+    Job, Shared,
+};
+use crate::EngineError;
+
+/// The shape of the context the scheduler fills.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    /// Sequences in the context.
+    pub(super) slots: u32,
+    /// Each sequence's window.
+    pub(super) n_ctx_seq: u32,
+    /// Most tokens in one decode.
+    pub(super) n_batch: u32,
+}
+
+pub(super) struct Scheduler<'m> {
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    limits: Limits,
+    shared: &'m Shared,
+    /// Indexed by sequence id.
+    slots: Vec<Option<Slot>>,
+    batch: LlamaBatch<'static>,
+}
+
+/// How long a step with nothing to evaluate (every consumer lagging) waits before looking again.
+const LAGGING_POLL: Duration = Duration::from_millis(2);
+
+impl<'m> Scheduler<'m> {
+    pub(super) fn new(
+        model: &'m LlamaModel,
+        ctx: LlamaContext<'m>,
+        limits: Limits,
+        shared: &'m Shared,
+    ) -> Self {
+        Self {
+            model,
+            ctx,
+            limits,
+            shared,
+            slots: (0..limits.slots).map(|_| None).collect(),
+            batch: LlamaBatch::new(limits.n_batch.max(1) as usize, 1),
+        }
+    }
+
+    /// Serves `jobs` until the queue closes and the running requests have ended. A benchmark
+    /// runs between two steps; running streams pause meanwhile.
+    pub(super) fn run(
+        &mut self,
+        jobs: &std_mpsc::Receiver<Job>,
+        bench: impl Fn(&BenchSpec) -> Result<BenchReport, EngineError>,
+    ) {
+        while self.admit(jobs, &bench) {
+            self.step();
+        }
+    }
+
+    fn running(&self) -> usize {
+        self.slots.iter().flatten().count()
+    }
+
+    /// Takes queued jobs into free sequences; blocks for one when none is running. False when
+    /// the queue has closed and nothing runs.
+    fn admit(
+        &mut self,
+        jobs: &std_mpsc::Receiver<Job>,
+        bench: &impl Fn(&BenchSpec) -> Result<BenchReport, EngineError>,
+    ) -> bool {
+        while let Some(seq) = self.slots.iter().position(Option::is_none) {
+            let job = if self.running() == 0 {
+                match jobs.recv() {
+                    Ok(job) => job,
+                    Err(_) => return false,
+                }
+            } else {
+                match jobs.try_recv() {
+                    Ok(job) => job,
+                    // A closed queue still lets the running requests finish (or notice the
+                    // shutdown).
+                    Err(_) => return true,
+                }
+            };
+            match job {
+                Job::Generate { req, tx } => self.start(seq, req, tx),
+                Job::Bench { spec, reply } => {
+                    self.shared.busy.store(true, Ordering::SeqCst);
+                    let _ = reply.send(bench(&spec));
+                    self.shared.busy.store(self.running() > 0, Ordering::SeqCst);
+                    self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+        }
+        true
+    }
+
+    fn start(&mut self, seq: usize, req: ValidRequest, tx: Tx) {
+        let prepared = match prepare(self.model, &req, self.limits.n_ctx_seq) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(task = %req.id.fmt_short(), error = %e, "request refused");
+                // A fresh channel always has room for one event.
+                let _ = tx.try_send(Err(e));
+                self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+                return;
+            }
+        };
+        // Whatever a previous request left in these cells is not this one's.
+        let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+        self.slots[seq] = Some(Slot::new(self.model, &req, prepared, tx));
+        self.shared.running.fetch_add(1, Ordering::SeqCst);
+        self.shared.busy.store(true, Ordering::SeqCst);
+    }
+
+    /// Hands a slot's events to its consumer and frees it once all are out. The books are
+    /// settled before the last event goes: a request stops counting as in flight when its
+    /// answer is complete, not when its cells are cleared, so a client that submits again on
+    /// `Done` always finds the capacity it just gave back.
+    fn deliver(&mut self, seq: usize) {
+        let Some(slot) = self.slots[seq].as_mut() else { return };
+        if slot.finished() && !slot.released {
+            slot.released = true;
+            release(self.shared);
+        }
+        slot.flush();
+        if slot.done() {
+            self.free(seq);
+        }
+    }
+
+    fn free(&mut self, seq: usize) {
+        if let Some(slot) = self.slots[seq].take() {
+            let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+            if !slot.released {
+                release(self.shared);
+            }
+        }
+    }
+
+    /// One decode for every sequence that has something to evaluate.
+    fn step(&mut self) {
+        let shutdown = self.shared.shutdown.load(Ordering::Relaxed);
+        for seq in 0..self.slots.len() {
+            let Some(slot) = self.slots[seq].as_mut() else { continue };
+            if shutdown || slot.cancelled() {
+                tracing::debug!(task = %slot.id.fmt_short(), "generation cancelled");
+                self.free(seq);
+                continue;
+            }
+            self.deliver(seq);
+        }
+        if self.running() == 0 {
+            return;
+        }
+        // (sequence, tokens added, batch index of the logits to sample from)
+        let mut fed: Vec<(usize, usize, Option<i32>)> = Vec::with_capacity(self.slots.len());
+        if let Err(e) = self.fill(&mut fed) {
+            return self.fail(&fed, e);
+        }
+        if fed.is_empty() {
+            std::thread::sleep(LAGGING_POLL);
+            return;
+        }
+        if let Err(e) = self.ctx.decode(&mut self.batch) {
+            return self.fail(&fed, EngineError::Decode(e.to_string()));
+        }
+        for &(seq, n, logits) in &fed {
+            let Some(slot) = self.slots[seq].as_mut() else { continue };
+            slot.evaluated(n);
+            if let Some(idx) = logits.filter(|_| slot.ready_to_sample()) {
+                slot.sample(self.model, &self.ctx, idx, self.limits.n_ctx_seq);
+                self.deliver(seq);
+            }
+        }
+    }
+
+    /// Puts this step's tokens in the batch: one for each sequence past its prompt, and the
+    /// room left for prompts, first come (lowest id) first served.
+    fn fill(&mut self, fed: &mut Vec<(usize, usize, Option<i32>)>) -> Result<(), EngineError> {
+        let add_err =
+            |e: llama_cpp_2::llama_batch::BatchAddError| EngineError::Decode(e.to_string());
+        self.batch.clear();
+        let singles =
+            self.slots.iter().flatten().filter(|s| matches!(s.feed(), Feed::One(_))).count();
+        let mut prompt_room = (self.limits.n_batch as usize).saturating_sub(singles);
+        for (seq, slot) in self.slots.iter().enumerate() {
+            let Some(slot) = slot else { continue };
+            let seq_id = [seq as i32];
+            match slot.feed() {
+                Feed::Nothing => {}
+                Feed::One(t) => {
+                    self.batch.add(t, slot.pos as i32, &seq_id, true).map_err(add_err)?;
+                    fed.push((seq, 1, Some(self.batch.n_tokens() - 1)));
+                }
+                Feed::Prompt { rest } => {
+                    let n = rest.len().min(prompt_room);
+                    if n == 0 {
+                        continue;
+                    }
+                    prompt_room -= n;
+                    let mut logits = None;
+                    for (i, &t) in rest[..n].iter().enumerate() {
+                        let pos = slot.pos + i;
+                        let want = i + 1 == n && slot.wants_logits(pos);
+                        self.batch.add(t, pos as i32, &seq_id, want).map_err(add_err)?;
+                        if want {
+                            logits = Some(self.batch.n_tokens() - 1);
+                        }
+                    }
+                    fed.push((seq, n, logits));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A failed decode leaves the cells of everything in the batch unknown: those requests end.
+    fn fail(&mut self, fed: &[(usize, usize, Option<i32>)], e: EngineError) {
+        for &(seq, _, _) in fed {
+            if let Some(slot) = self.slots[seq].as_mut() {
+                slot.fail(e.clone());
+                self.deliver(seq);
+            }
+        }
+    }
+}
+
+/// A request's answer is complete: it no longer counts as running or in flight.
+fn release(shared: &Shared) {
+    let left = shared.running.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
+    shared.busy.store(left > 0, Ordering::SeqCst);
+    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+}
