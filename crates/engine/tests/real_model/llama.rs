@@ -58,8 +58,12 @@ async fn same_seed_same_sample() -> Result<(), EngineError> {
     Ok(())
 }
 
+/// The engine notices a dropped stream at its next decode step, not at the end of the 2000
+/// tokens asked for (about 20 s). Quiet, that is one step (under 100 ms, printed); CI runs
+/// other tests on the second core beside this one, so the bound asserted is a second, which
+/// still fails if cancellation waited for the answer to end.
 #[tokio::test]
-async fn dropping_the_receiver_frees_the_engine_within_100ms() -> Result<(), EngineError> {
+async fn dropping_the_receiver_frees_the_engine_at_the_next_step() -> Result<(), EngineError> {
     let _serial = serial().await;
     let e = smollm();
     idle(&e).await;
@@ -79,7 +83,8 @@ async fn dropping_the_receiver_frees_the_engine_within_100ms() -> Result<(), Eng
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let freed = dropped.elapsed();
-    assert!(freed < Duration::from_millis(100), "engine freed after {freed:?}");
+    eprintln!("engine freed {freed:?} after the stream was dropped");
+    assert!(freed < Duration::from_secs(1), "engine freed after {freed:?}");
     // And it serves the next request.
     let answer = ask(e.as_ref(), chat("Say hello.", greedy(8))).await?;
     assert!(!answer.is_empty());
