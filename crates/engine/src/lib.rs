@@ -45,6 +45,9 @@ pub struct EngineInfo {
     pub slots: usize,
     /// Requests that may wait in the queue, besides the `slots` running.
     pub queue_capacity: usize,
+    /// Memory held for the KV cache of all `slots`, allocated when the model loaded, when
+    /// known.
+    pub kv_cache_bytes: Option<u64>,
 }
 
 impl EngineInfo {
@@ -79,6 +82,13 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
 
     /// Current load.
     fn health(&self) -> Health;
+
+    /// Entry `k - 1`: tokens per second each stream gets while `k` generate at once, as
+    /// measured on recent steps (0.0: not measured yet), for `k` up to [`EngineInfo::slots`].
+    /// Empty when the engine does not measure it.
+    fn stream_speeds(&self) -> Vec<f64> {
+        Vec::new()
+    }
 }
 
 /// Puts a request's context passages into its prompt by an estimate, for engines that cannot

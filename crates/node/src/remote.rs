@@ -109,6 +109,8 @@ impl crate::Worker for RemoteWorker {
             queue_capacity: s.queue_capacity,
             paused: s.paused,
             last_seen_ms: seen,
+            slots: s.slots.as_ref().map_or(1, |x| x.total),
+            stream_speeds: s.slots.map(|x| x.stream_speeds).unwrap_or_default(),
         }
     }
 

@@ -55,6 +55,7 @@ fn status(engine: &dyn Engine, info: &WorkerInfo) -> Status {
         temperature_c: r.temp_c.map(f64::from),
         version: info.version.clone(),
         knowledge: info.knowledge.as_ref().map(|k| k.summary()),
+        slots: Some(crate::worker::engine_slots(engine)),
     }
 }
 

@@ -6,7 +6,7 @@ use futures_util::future::BoxFuture;
 use nova_engine::{Engine, EngineError, TokenStream};
 use nova_proto::{
     knowledge::{KnowledgeQuery, KnowledgeReply},
-    NodeStatus, ValidRequest,
+    NodeStatus, Slots, ValidRequest,
 };
 use nova_router::WorkerView;
 
@@ -94,6 +94,8 @@ impl Worker for LocalWorker {
             queue_capacity: info.capacity() as u32,
             paused: false,
             last_seen_ms: if health.alive { now_ms } else { 0 },
+            slots: info.slots.max(1) as u32,
+            stream_speeds: self.engine.stream_speeds(),
         }
     }
 
@@ -117,6 +119,19 @@ impl Worker for LocalWorker {
             temperature_c: None,
             version: env!("CARGO_PKG_VERSION").into(),
             knowledge: None,
+            slots: Some(engine_slots(self.engine.as_ref())),
         })
     }
+}
+
+/// What a node says of its engine's sequences in its status.
+pub(crate) fn engine_slots(engine: &dyn Engine) -> Slots {
+    let info = engine.info();
+    Slots {
+        total: info.slots.max(1) as u32,
+        running: engine.health().running as u32,
+        stream_speeds: engine.stream_speeds(),
+        kv_cache_mib: info.kv_cache_bytes.map(|b| b.div_ceil(1 << 20)),
+    }
+    .bounded()
 }

@@ -172,7 +172,8 @@ async fn stale_and_paused_workers_never_get_work() {
     }
     assert_eq!(paused.submits.load(Ordering::SeqCst), 0);
     assert_eq!(stale.submits.load(Ordering::SeqCst), 0);
-    assert_eq!(ok.submits.load(Ordering::SeqCst), 10);
+    // Race asks it once; best-of-3 takes all 3 samples from it, each as its sequence frees.
+    assert_eq!(ok.submits.load(Ordering::SeqCst), 5 + 5 * 3);
     // With only ineligible workers left: a clear 503, not a hang.
     g.remove_worker("ok");
     let (s, v) = submit(&app, json!({"prompt": "hi"})).await;
@@ -603,4 +604,25 @@ async fn a_worker_with_four_slots_takes_four_streams_at_once() {
     // One answer takes 4 × 60 ms; one after another they would take about a second.
     let took = started.elapsed();
     assert!(took < Duration::from_millis(700), "the streams waited for each other: {took:?}");
+}
+
+#[tokio::test]
+async fn best_of_n_fills_one_workers_free_sequences() {
+    // A swarm of one device that generates 4 requests at once: best-of-4 gets its 4 samples
+    // from it at once, not one answer (it is the only worker) nor 4 queued one after another.
+    let g = gateway().await;
+    let e = ScriptedEngine::new("m", Script::Fixed("a b c d".into()), Duration::from_millis(50))
+        .with_parallelism(4)
+        .with_queue_capacity(1);
+    g.add_worker(local("batching", Arc::new(e), 10.0));
+    let (s, v) =
+        submit(&app(&g), json!({"prompt": "hi", "strategy": "best_of_n", "fanout": 4})).await;
+    assert_eq!(s, 200, "{v}");
+    let attempts = v["trace"]["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 4, "{v}");
+    assert!(attempts.iter().all(|a| a["worker"] == "batching"), "{v}");
+    // All four started at once: each answer took about one answer's time (4 × 50 ms), none
+    // waited behind another (which would put the last one past 800 ms).
+    let slowest = attempts.iter().filter_map(|a| a["latency_ms"].as_f64()).fold(0.0, f64::max);
+    assert!(slowest < 600.0, "samples waited for each other: {v}");
 }

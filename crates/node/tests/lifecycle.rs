@@ -51,6 +51,8 @@ impl Worker for Member {
             queue_capacity: 1,
             paused: false,
             last_seen_ms: if gone { 0 } else { now_ms },
+            slots: 1,
+            stream_speeds: Vec::new(),
         }
     }
     fn submit(&self, _: ValidRequest) -> Result<TokenStream, EngineError> {

@@ -40,6 +40,45 @@ pub struct NodeStatus {
     /// The documents it shares for retrieval (`None`: it shares none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub knowledge: Option<crate::knowledge::KnowledgeSummary>,
+    /// How many requests its engine generates at once and how fast (`None`: one at a time, as
+    /// nodes before continuous batching).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<Slots>,
+}
+
+/// Most sequences a node may claim to generate at once (the engine's own limit).
+pub const MAX_SLOTS: u32 = 64;
+
+/// An engine's sequences: how many, how busy, how fast, and the memory they hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Slots {
+    /// Requests it generates at once.
+    pub total: u32,
+    /// Of those, generating now.
+    pub running: u32,
+    /// Entry `k - 1`: tokens per second each stream got while `k` generated at once, measured
+    /// on recent steps (0: not measured yet).
+    #[serde(default)]
+    pub stream_speeds: Vec<f64>,
+    /// The KV cache held for all sequences, sized when the model loaded, in MiB.
+    #[serde(default)]
+    pub kv_cache_mib: Option<u64>,
+}
+
+impl Slots {
+    /// Held to what an engine can report: 1 to [`MAX_SLOTS`] sequences, as many speeds, each
+    /// finite and not negative.
+    pub fn bounded(mut self) -> Self {
+        self.total = self.total.clamp(1, MAX_SLOTS);
+        self.running = self.running.min(self.total);
+        self.stream_speeds.truncate(self.total as usize);
+        for s in &mut self.stream_speeds {
+            if !s.is_finite() || *s < 0.0 {
+                *s = 0.0;
+            }
+        }
+        self
+    }
 }
 
 impl NodeStatus {
@@ -53,6 +92,7 @@ impl NodeStatus {
         for m in &mut self.models {
             truncate_utf8(m, MAX_MODEL_NAME_BYTES);
         }
+        self.slots = self.slots.map(Slots::bounded);
         self
     }
 }
@@ -77,11 +117,20 @@ mod tests {
             temperature_c: None,
             version: "v".repeat(10_000),
             knowledge: None,
+            slots: Some(Slots {
+                total: u32::MAX,
+                running: u32::MAX,
+                stream_speeds: vec![f64::NAN; 100_000],
+                kv_cache_mib: Some(u64::MAX),
+            }),
         }
         .bounded();
         assert!(s.name.len() <= MAX_NODE_NAME_BYTES && s.name.starts_with('é'));
         assert_eq!(s.version.len(), MAX_NODE_NAME_BYTES);
         assert_eq!(s.models.len(), MAX_MODELS);
         assert!(s.models.iter().all(|m| m.len() == MAX_MODEL_NAME_BYTES));
+        let slots = s.slots.unwrap();
+        assert_eq!((slots.total, slots.running), (MAX_SLOTS, MAX_SLOTS));
+        assert_eq!(slots.stream_speeds, vec![0.0; MAX_SLOTS as usize]);
     }
 }

@@ -21,6 +21,42 @@ pub struct WorkerView {
     pub paused: bool,
     /// When its last heartbeat arrived, in ms on the gateway's clock.
     pub last_seen_ms: u64,
+    /// Requests it generates at once (continuous batching); the rest of its queue waits.
+    #[serde(default = "one")]
+    pub slots: u32,
+    /// Entry `k - 1`: tokens per second each stream got while `k` generated at once (0: not
+    /// measured).
+    #[serde(default)]
+    pub stream_speeds: Vec<f64>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl WorkerView {
+    /// Tokens per second a new request can expect here: what one stream measured at the load
+    /// it would join (its own stream added), slowed by the requests that would wait ahead of it
+    /// for a free sequence. A load not measured yet counts as batching gaining nothing (the
+    /// single-stream speed shared by all), so an idle worker wins over a guess.
+    pub fn expected_speed(&self) -> f64 {
+        let slots = self.slots.max(1);
+        let joined = self.queue_depth.saturating_add(1);
+        let k = joined.min(slots);
+        let per_stream = self
+            .stream_speeds
+            .get(k as usize - 1)
+            .copied()
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .unwrap_or(self.tokens_per_s.max(0.0) / f64::from(k));
+        let waiting = joined - k;
+        per_stream / (1.0 + f64::from(waiting) / f64::from(slots))
+    }
+
+    /// Sequences free to start a request at once.
+    pub fn free_slots(&self) -> u32 {
+        self.slots.max(1).saturating_sub(self.queue_depth)
+    }
 }
 
 /// Why a worker may not take a request.

@@ -13,8 +13,10 @@ pub struct Selection {
 
 /// Picks up to `fanout` eligible workers for `model`.
 ///
-/// Without tags, workers are ranked by expected speed (measured tokens/s divided by one plus
-/// their queue), so a slow or loaded device is used only when faster ones are taken. With tags,
+/// Without tags, workers are ranked by the speed a new request can expect
+/// ([`WorkerView::expected_speed`]: measured per-stream speed at the load it would join, and
+/// the wait for a free sequence), so a slow or loaded device is used only when faster ones are
+/// taken. With tags,
 /// the mean exploration-adjusted win rate over the tags ranks first and speed breaks ties.
 /// `seed` only breaks exact ties, so equal workers share the load across requests.
 /// Returns an empty selection when nothing is eligible; the caller answers 503.
@@ -40,7 +42,7 @@ pub fn select(
                     .sum::<f64>()
                     / tags.len() as f64
             };
-            let speed = w.tokens_per_s.max(0.0) / (1.0 + f64::from(w.queue_depth));
+            let speed = w.expected_speed();
             (tag_score, speed, tie_break(seed, &w.id), *w)
         })
         .collect();
@@ -77,6 +79,8 @@ mod tests {
             queue_capacity: 4,
             paused: false,
             last_seen_ms: 1000,
+            slots: 1,
+            stream_speeds: Vec::new(),
         }
     }
 
@@ -92,6 +96,30 @@ mod tests {
         let s = select(&v, Some("m"), 2, &[], &WinRates::new(1000, 0.0), 0);
         assert_eq!(s.workers, ["fast", "fast-busy"]);
         assert_eq!(s.eligible, 3);
+    }
+
+    #[test]
+    fn a_free_sequence_counts_at_its_measured_speed() {
+        // 4 sequences, 2 running; a third stream measured at 40 tok/s each.
+        let mut batching = worker("batching", 60.0);
+        (batching.slots, batching.queue_depth) = (4, 2);
+        batching.stream_speeds = vec![60.0, 50.0, 40.0, 30.0];
+        assert_eq!(batching.free_slots(), 2);
+        assert_eq!(batching.expected_speed(), 40.0);
+        // A one-at-a-time worker of 50 tok/s with one running: the request would wait a turn.
+        let mut single = worker("single", 50.0);
+        single.queue_depth = 1;
+        assert_eq!(single.expected_speed(), 25.0);
+        let v = view(vec![single.clone(), batching.clone()]);
+        let s = select(&v, Some("m"), 1, &[], &WinRates::new(1000, 0.0), 0);
+        assert_eq!(s.workers, ["batching"]);
+        // Full, 7 waiting: the new request waits two batch turns behind them.
+        batching.queue_depth = 11;
+        assert_eq!(batching.expected_speed(), 30.0 / 3.0);
+        // Unmeasured loads count as no gain from batching.
+        batching.stream_speeds.clear();
+        batching.queue_depth = 1;
+        assert_eq!(batching.expected_speed(), 30.0);
     }
 
     #[test]
@@ -142,6 +170,8 @@ mod tests {
                 queue_capacity: cap,
                 paused,
                 last_seen_ms: seen,
+                slots: 1,
+                stream_speeds: Vec::new(),
             })
     }
 

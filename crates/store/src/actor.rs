@@ -211,6 +211,7 @@ fn nodes(conn: &Connection) -> Result<Vec<NodeRecord>, StoreError> {
                 queue_capacity: r.get(11)?,
                 version: r.get(12)?,
                 knowledge: None,
+                slots: None,
             },
             first_seen_ms: r.get::<_, i64>(13)? as u64,
             last_seen_ms: r.get::<_, i64>(14)? as u64,

@@ -214,6 +214,7 @@ mod tests {
                 temperature_c: None,
                 version: "0.1.0".into(),
                 knowledge: None,
+                slots: None,
             },
             first_seen_ms: seen,
             last_seen_ms: seen,

@@ -53,8 +53,18 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
     let view: SwarmView = serde_json::from_slice(&body)
         .context("the gateway's swarm view is not what this nova understands")?;
     println!(
-        "{:<20} {:<14} {:<8} {:>7} {:>7} {:>10} {:>9} {:>7} {:>8}  ID",
-        "NAME", "MODEL", "STATE", "TOK/S", "QUEUE", "SEEN", "BATTERY", "TEMP", "VERSION"
+        "{:<20} {:<14} {:<8} {:>7} {:>7} {:>7} {:>7} {:>10} {:>9} {:>7} {:>8}  ID",
+        "NAME",
+        "MODEL",
+        "STATE",
+        "TOK/S",
+        "QUEUE",
+        "SLOTS",
+        "KV MiB",
+        "SEEN",
+        "BATTERY",
+        "TEMP",
+        "VERSION"
     );
     for w in &view.workers {
         let st = w.status.as_ref();
@@ -65,14 +75,21 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         };
         let temp = st.and_then(|s| s.temperature_c).map_or("-".into(), |t| format!("{t:.0}°C"));
         let wk = &w.worker;
+        let slots = st.and_then(|s| s.slots.as_ref());
+        let (running, total) = slots
+            .map_or(("-".into(), "-".into()), |s| (s.running.to_string(), s.total.to_string()));
+        let kv = slots.and_then(|s| s.kv_cache_mib).map_or("-".into(), |m| m.to_string());
         println!(
-            "{:<20} {:<14} {:<8} {:>7.0} {:>3}/{:<3} {:>10} {:>9} {:>7} {:>8}  {}",
+            "{:<20} {:<14} {:<8} {:>7.0} {:>3}/{:<3} {:>3}/{:<3} {:>7} {:>10} {:>9} {:>7} {:>8}  {}",
             wk.name,
             wk.models.first().map_or("?", String::as_str),
             w.state,
             wk.tokens_per_s,
             wk.queue_depth,
             wk.queue_capacity,
+            running,
+            total,
+            kv,
             seen(w, view.now_ms),
             battery,
             temp,

@@ -2,6 +2,7 @@
 //! dir that `scripts/test.sh` fills; tests that write use a temporary data dir of their own.
 
 mod ask;
+mod batching;
 mod council;
 mod edge_cases;
 mod eval;

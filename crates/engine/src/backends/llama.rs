@@ -16,10 +16,11 @@ use std::{
     num::NonZeroU32,
     path::PathBuf,
     sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-        mpsc as std_mpsc, Arc, OnceLock,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        mpsc as std_mpsc, Arc, Mutex, OnceLock,
     },
     thread,
+    time::Duration,
 };
 
 pub use bench::{BenchReport, BenchSpec, BenchTest};
@@ -103,10 +104,34 @@ enum Job {
 struct Shared {
     in_flight: AtomicUsize,
     running: AtomicUsize,
+    /// Prompt tokens evaluated since load (not those copied from a shared prefix).
+    prompt_evaluated: AtomicU64,
     busy: AtomicBool,
     alive: AtomicBool,
     /// Set when the handle is dropped, so a running generation ends promptly.
     shutdown: AtomicBool,
+    /// Entry `k - 1`: tokens per second one stream gets while `k` generate, a moving average
+    /// of the steps measured (0: none yet).
+    speeds: Mutex<Vec<f64>>,
+}
+
+impl Shared {
+    /// Weight of the newest step in the moving average: about the last 20 steps count.
+    const SPEED_WEIGHT: f64 = 0.05;
+
+    /// Records a step that advanced `k` streams by one token each in `took`.
+    fn record_step(&self, k: usize, took: Duration) {
+        let secs = took.as_secs_f64();
+        if k == 0 || secs <= 0.0 {
+            return;
+        }
+        let mut speeds = self.speeds.lock().unwrap_or_else(|p| p.into_inner());
+        if speeds.len() < k {
+            speeds.resize(k, 0.0);
+        }
+        let s = &mut speeds[k - 1];
+        *s = if *s == 0.0 { 1.0 / secs } else { *s + Self::SPEED_WEIGHT * (1.0 / secs - *s) };
+    }
 }
 
 /// An embedded llama.cpp engine. Dropping it stops the engine thread after the running request.
@@ -175,6 +200,13 @@ impl LlamaEngine {
         rx.await.map_err(|_| EngineError::Shutdown)?
     }
 
+    /// Prompt tokens llama.cpp has evaluated since the model loaded. Samples of one prompt
+    /// running at once evaluate its shared prefix once, so this grows by less than their
+    /// prompts' total.
+    pub fn prompt_tokens_evaluated(&self) -> u64 {
+        self.shared.prompt_evaluated.load(Ordering::SeqCst)
+    }
+
     fn enqueue(&self, job: Job) -> Result<(), EngineError> {
         let jobs = self.jobs.as_ref().ok_or(EngineError::Shutdown)?;
         let full = EngineError::QueueFull { capacity: self.info.queue_capacity };
@@ -213,6 +245,12 @@ impl Engine for LlamaEngine {
             busy: self.shared.busy.load(Ordering::SeqCst),
             alive: self.shared.alive.load(Ordering::SeqCst),
         }
+    }
+
+    fn stream_speeds(&self) -> Vec<f64> {
+        let mut speeds = self.shared.speeds.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        speeds.resize(self.info.slots.max(1), 0.0);
+        speeds
     }
 }
 
@@ -253,6 +291,13 @@ fn engine_thread(
         .parallel
         .unwrap_or_else(|| auto_parallel(kv_bytes_per_token(&model), n_ctx_seq, mem_available()))
         .clamp(1, MAX_PARALLEL);
+    // The whole cache is allocated now, so a device that cannot hold it is told so here, in
+    // plain words, rather than by the kernel's OOM killer later.
+    let kv_bytes = kv_bytes_per_token(&model) * u64::from(n_ctx_seq) * u64::from(parallel);
+    if let Err(why) = kv_fits(kv_bytes, parallel, n_ctx_seq, mem_available()) {
+        let _ = ready.send(Err(load_err(why)));
+        return;
+    }
     // One KV stream per sequence (not the unified cache): each sequence gets exactly its own
     // window, and its cells sit where they would if it ran alone, so its attention sums run in
     // the same order as a lone request's.
@@ -280,6 +325,7 @@ fn engine_thread(
         threads: Some(threads),
         slots: parallel as usize,
         queue_capacity: config.queue_capacity.max(1),
+        kv_cache_bytes: Some(kv_bytes_per_token(&model).saturating_mul(u64::from(ctx.n_ctx()))),
     };
     tracing::info!(model = %info.model, n_ctx = n_ctx_seq, parallel, threads, "llama engine ready");
     shared.alive.store(true, Ordering::SeqCst);
@@ -312,11 +358,34 @@ fn auto_parallel(kv_bytes_per_token: u64, n_ctx_seq: u32, free_bytes: Option<u64
     fit.clamp(1, 4) as u32
 }
 
-/// The f16 K and V cache one token needs in every layer. Estimated from the head counts, so it
-/// is exact for most architectures and low for those whose head size is not `n_embd / n_head`.
+/// The f16 K and V cache one token needs in every layer: the head sizes from the GGUF header
+/// (`n_embd / n_head` when it has none). An upper bound for models with sliding-window layers,
+/// whose llama.cpp cache keeps only the window there.
 fn kv_bytes_per_token(model: &LlamaModel) -> u64 {
+    let arch = model.meta_val_str("general.architecture").unwrap_or_default();
     let head = u64::from(model.n_embd().max(0) as u32) / u64::from(model.n_head().max(1));
-    2 * 2 * u64::from(model.n_layer()) * u64::from(model.n_head_kv()) * head
+    let dim = |key: &str| {
+        model
+            .meta_val_str(&format!("{arch}.attention.{key}"))
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(head)
+    };
+    let per_layer = u64::from(model.n_head_kv()) * (dim("key_length") + dim("value_length"));
+    2 * u64::from(model.n_layer()) * per_layer
+}
+
+/// Whether a KV cache of `kv_bytes` fits in the free memory (unknown free memory: it is tried).
+fn kv_fits(kv_bytes: u64, parallel: u32, n_ctx_seq: u32, free: Option<u64>) -> Result<(), String> {
+    match free {
+        Some(free) if kv_bytes > free => Err(format!(
+            "the KV cache for {parallel} sequences of {n_ctx_seq} tokens needs {} MiB and {} MiB \
+             are free: lower --parallel or --ctx",
+            kv_bytes.div_ceil(1 << 20),
+            free >> 20
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `MemAvailable` from `/proc/meminfo`; `None` elsewhere.
@@ -328,7 +397,20 @@ fn mem_available() -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::auto_parallel;
+    use super::{auto_parallel, kv_fits};
+
+    #[test]
+    fn a_cache_larger_than_free_memory_is_refused_in_plain_words() {
+        const MB: u64 = 1 << 20;
+        assert_eq!(kv_fits(100 * MB, 4, 2048, Some(200 * MB)), Ok(()));
+        assert_eq!(kv_fits(100 * MB, 4, 2048, None), Ok(()));
+        let why = kv_fits(3000 * MB, 64, 32768, Some(2000 * MB)).unwrap_err();
+        assert_eq!(
+            why,
+            "the KV cache for 64 sequences of 32768 tokens needs 3000 MiB and 2000 MiB are free: \
+             lower --parallel or --ctx"
+        );
+    }
 
     #[test]
     fn auto_parallel_fits_a_quarter_of_free_memory_up_to_four() {

@@ -70,6 +70,7 @@ impl OpenAiHttpEngine {
                 threads: None,
                 slots: 1,
                 queue_capacity: cap,
+                kv_cache_bytes: None,
             },
             slots: Arc::new(Semaphore::new(cap)),
             config,

@@ -81,6 +81,7 @@ impl ScriptedEngine {
                 threads: None,
                 slots: 1,
                 queue_capacity: 64,
+                kv_cache_bytes: None,
             },
             script,
             token_delay,

@@ -218,6 +218,16 @@ async fn batch_slots_fill_before_the_queue_and_are_reported() -> Result<(), Engi
     assert!(matches!(b.recv().await, Some(Ok(TokenEvent::Token { .. }))));
     let h = e.health();
     assert_eq!((h.running, h.in_flight), (2, 2));
+    // The speed of a stream beside another is measured from the steps that advanced both
+    // (what heartbeats report and the gateway routes by).
+    for _ in 0..8 {
+        assert!(matches!(a.recv().await, Some(Ok(TokenEvent::Token { .. }))));
+        assert!(matches!(b.recv().await, Some(Ok(TokenEvent::Token { .. }))));
+    }
+    let speeds = e.stream_speeds();
+    assert_eq!(speeds.len(), 2, "{speeds:?}");
+    assert!(speeds[1] > 1.0, "{speeds:?}");
+    assert!(e.info().kv_cache_bytes.is_some_and(|b| b > 0));
     let queued = e.submit(chat("Three.", long.clone()))?;
     let refused = e.submit(chat("Four.", long));
     assert!(matches!(refused, Err(EngineError::QueueFull { capacity: 1 })), "{refused:?}");
@@ -233,5 +243,48 @@ async fn batch_slots_fill_before_the_queue_and_are_reported() -> Result<(), Engi
             s?;
         }
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn batch_samples_of_one_prompt_share_its_prefix() -> Result<(), EngineError> {
+    let _serial = serial().await;
+    let e = engine(4).await;
+    let text = format!(
+        "{}\nWhat is the fox doing?",
+        "The quick brown fox jumps over the lazy dog near the river bank. ".repeat(15)
+    );
+    let sample = |i: u64, params: nova_proto::SamplingParams| {
+        let mut req = chat(&text, params);
+        req.id = TaskId(50 + i);
+        req
+    };
+    let before = e.prompt_tokens_evaluated();
+    let alone = pieces(e.submit(sample(0, greedy(24)))?).await?;
+    let n_prompt = e.prompt_tokens_evaluated() - before;
+    assert!(n_prompt > 200, "a long prompt: {n_prompt} tokens");
+
+    // Four samples at once, as best_of_n sends them: the prompt is evaluated once, and each
+    // of the others evaluates only its last token (whose logits it samples from).
+    let before = e.prompt_tokens_evaluated();
+    let streams: Vec<_> =
+        (0..4).map(|i| e.submit(sample(i, greedy(24)))).collect::<Result<_, _>>()?;
+    let answers = futures_util::future::join_all(streams.into_iter().map(pieces)).await;
+    let evaluated = e.prompt_tokens_evaluated() - before;
+    assert_eq!(evaluated, n_prompt + 3, "the shared prefix was evaluated again");
+    // The copied cells are the donor's exactly: greedy followers answer as the prompt alone.
+    for a in answers {
+        assert_eq!(a?, alone);
+    }
+    // Seeded samples still differ from each other: each sequence keeps its own sampler.
+    let hot =
+        |seed| nova_proto::SamplingParams { temperature: 1.0, seed: Some(seed), ..greedy(24) };
+    let streams: Vec<_> =
+        (0..3).map(|i| e.submit(sample(10 + i, hot(i)))).collect::<Result<_, _>>()?;
+    let hot: Vec<_> = futures_util::future::join_all(streams.into_iter().map(pieces))
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    assert!(hot[0] != hot[1] || hot[1] != hot[2], "three seeds gave one answer: {hot:?}");
     Ok(())
 }

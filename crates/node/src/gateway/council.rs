@@ -26,7 +26,7 @@ use super::{
     dispatch::{Started, Tried},
     ensemble::question,
     race,
-    round::Round,
+    round::{Repeat, Round},
     Inner,
 };
 
@@ -182,7 +182,7 @@ impl Council<'_> {
             t0: self.t0,
             until: self.until(0.45),
             want: self.job.fanout.max(1),
-            repeat: false,
+            repeat: Repeat::No,
         };
         let got = round.collect(started, tried).await?;
         let mut attempts = got.other_attempts(self.t0);

@@ -137,6 +137,53 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Starts up to `want` samples of `req` (numbered from `first_sample`) on free sequences
+    /// now, a worker taking several while it has free ones: each goes where a new stream
+    /// expects the most speed, counting the samples placed before it. Workers in `exclude`
+    /// get none. Never waits; starts nothing when no sequence is free.
+    pub(crate) fn start_samples(
+        &self,
+        job: &Job,
+        req: &ValidRequest,
+        first_sample: u64,
+        want: usize,
+        exclude: &Tried,
+    ) -> Vec<Started> {
+        let _one_at_a_time = lock(&self.dispatch);
+        let view = self.view();
+        let by_id: HashMap<String, Arc<dyn Worker>> =
+            lock(&self.workers).iter().map(|w| (w.id().to_string(), w.clone())).collect();
+        let mut free: Vec<_> = view
+            .eligible(job.model.as_deref())
+            .into_iter()
+            .filter(|w| !exclude.contains(&w.id) && by_id.contains_key(&w.id))
+            .cloned()
+            .collect();
+        let mut started = Vec::new();
+        while started.len() < want {
+            free.retain(|w| w.free_slots() > 0);
+            let Some(best) =
+                free.iter_mut().max_by(|a, b| a.expected_speed().total_cmp(&b.expected_speed()))
+            else {
+                break;
+            };
+            let worker = by_id[&best.id].clone();
+            match worker.submit(req.sample(first_sample + started.len() as u64)) {
+                Ok(stream) => {
+                    best.queue_depth += 1;
+                    started.push(Started { worker, stream });
+                }
+                Err(e) => {
+                    tracing::debug!(worker = %best.id, error = %e, "worker refused a sample");
+                    best.queue_depth = best.slots;
+                }
+            }
+        }
+        started
+    }
+}
+
 /// Whether some untried worker would take the job once it has a free slot.
 fn any_busy(view: &ClusterView, job: &Job, tried: &Tried) -> bool {
     view.workers.iter().any(|w| {

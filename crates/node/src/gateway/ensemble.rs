@@ -18,7 +18,7 @@ use nova_router::{
 use super::{
     attempt::{ms, Answer},
     dispatch::{Started, Tried},
-    round::Round,
+    round::{Repeat, Round},
     Inner,
 };
 
@@ -105,7 +105,7 @@ pub(crate) async fn run(
         t0,
         until: tokio::time::Instant::from_std(t0) + job.deadline.mul_f64(0.9),
         want: job.fanout.max(1),
-        repeat: by_vote,
+        repeat: if by_vote { Repeat::Queued } else { Repeat::Free },
     };
     let mut got = round.collect(started, tried).await?;
     if got.answers.is_empty() {

@@ -22,7 +22,7 @@ use tokio::{
 use super::{
     attempt::{failure_kind, ms, rejected, Failure, MAX_BUSY_RETRIES},
     dispatch::{Started, Tried},
-    round::Round,
+    round::{Repeat, Round},
     Inner,
 };
 
@@ -57,7 +57,7 @@ pub(crate) async fn whole(
         t0,
         until: deadline(job, t0),
         want: 1,
-        repeat: false,
+        repeat: Repeat::No,
     };
     let mut got = round.collect(started, tried).await?;
     let Some(answer) = got.answers.pop() else {

@@ -26,9 +26,21 @@ pub(crate) struct Round<'a> {
     pub(crate) until: tokio::time::Instant,
     /// Answers wanted; the round ends once it has them.
     pub(crate) want: usize,
-    /// Ask a worker again (another sample) once every worker has been asked: vote's samples
-    /// outnumber the workers.
-    pub(crate) repeat: bool,
+    /// Whether a worker may be asked for another sample of the same request.
+    pub(crate) repeat: Repeat,
+}
+
+/// Whether samples can outnumber the workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Repeat {
+    /// One attempt per worker at a time (a council's members each answer once).
+    No,
+    /// More samples on workers' free sequences, started at once: a device that generates
+    /// several at once answers them in about the time of one, and nothing waits in a queue.
+    Free,
+    /// As `Free`, then one more on each worker whose queue has room: vote's samples outnumber
+    /// the workers even when each generates one at a time.
+    Queued,
 }
 
 /// What a round brought back.
@@ -71,7 +83,8 @@ impl Collected {
 /// Attempts in flight and the budgets that bound how many more may start.
 struct Flight {
     set: JoinSet<Result<Answer, Failure>>,
-    running: HashSet<String>,
+    /// The worker of each attempt running (a worker appears once per sample it runs).
+    running: Vec<String>,
     tried: Tried,
     retries: usize,
     busy_retries: usize,
@@ -79,6 +92,15 @@ struct Flight {
     failed: HashSet<String>,
     /// The next sample index: each attempt gets its own id (and seed, if fixed).
     next_sample: u64,
+}
+
+impl Flight {
+    /// One of `worker`'s attempts ended.
+    fn done_running(&mut self, worker: &str) {
+        if let Some(i) = self.running.iter().position(|w| w == worker) {
+            self.running.swap_remove(i);
+        }
+    }
 }
 
 impl Round<'_> {
@@ -93,7 +115,7 @@ impl Round<'_> {
     ) -> Result<Collected, InferError> {
         let mut f = Flight {
             set: JoinSet::new(),
-            running: HashSet::new(),
+            running: Vec::new(),
             tried,
             retries: self.inner.max_retries(),
             busy_retries: MAX_BUSY_RETRIES,
@@ -113,13 +135,13 @@ impl Round<'_> {
             match joined {
                 None => break,
                 Some(Ok(Ok(a))) => {
-                    f.running.remove(&a.worker);
+                    f.done_running(&a.worker);
                     out.answers.push(a);
                 }
                 Some(Ok(Err(failure))) => {
                     tracing::warn!(worker = %failure.worker, error = %failure.message, "attempt failed");
                     self.inner.metrics.attempt(failure.kind);
-                    f.running.remove(&failure.worker);
+                    f.done_running(&failure.worker);
                     if !failure.wire.is_busy() {
                         f.failed.insert(failure.worker.clone());
                     }
@@ -136,7 +158,7 @@ impl Round<'_> {
         }
         // Aborting drops the streams: the workers stop generating.
         f.set.abort_all();
-        for id in f.running.drain() {
+        for id in f.running.drain(..) {
             self.inner.metrics.attempt("cancelled");
             out.cancelled.push(id);
         }
@@ -144,15 +166,32 @@ impl Round<'_> {
     }
 
     fn spawn(&self, f: &mut Flight, s: Started) {
-        f.running.insert(s.worker.id().to_string());
+        f.running.push(s.worker.id().to_string());
         f.set.spawn(whole(s, self.t0));
     }
 
-    /// Starts more samples while fewer than `want` answers are in or running. Only for
-    /// `repeat` rounds, and only on workers free now: a full swarm means fewer samples, not a
-    /// longer wait.
+    /// Starts more samples while fewer than `want` answers are in or running, as `repeat`
+    /// allows: first on free sequences (a worker may take several), then one more each on
+    /// workers whose queue has room now. A full swarm means fewer samples, not a longer wait.
     async fn top_up(&self, f: &mut Flight, out: &Collected) {
-        if !self.repeat {
+        if self.repeat == Repeat::No {
+            return;
+        }
+        let most = (self.want + self.inner.max_retries() + MAX_BUSY_RETRIES) as u64;
+        let missing = self.want.saturating_sub(out.answers.len() + f.set.len());
+        let room = missing.min(most.saturating_sub(f.next_sample) as usize);
+        if room > 0 {
+            let failed = Tried::default();
+            for id in &f.failed {
+                failed.insert(id);
+            }
+            for s in self.inner.start_samples(self.job, &self.req, f.next_sample, room, &failed) {
+                f.next_sample += 1;
+                f.tried.insert(s.worker.id());
+                self.spawn(f, s);
+            }
+        }
+        if self.repeat != Repeat::Queued {
             return;
         }
         // A fresh "asked" set per layer lets every worker take one more sample; those that
@@ -170,7 +209,6 @@ impl Round<'_> {
         }
         let mut fresh_layers = 0;
         // Failed samples are replaced, but a worker that fails every time cannot loop.
-        let most = (self.want + self.inner.max_retries() + MAX_BUSY_RETRIES) as u64;
         while out.answers.len() + f.set.len() < self.want && f.next_sample < most {
             let req = self.req.sample(f.next_sample);
             let now = tokio::time::Instant::now();

@@ -68,10 +68,14 @@ async fn round(
     tokens: u32,
     round: u32,
 ) -> anyhow::Result<(u64, Duration, Vec<f64>)> {
+    // llama-server's default: no repetition penalty. With nova's default (1.1) llama.cpp's
+    // penalty sampler looks up every candidate (the whole vocabulary) in its window every
+    // token, work llama-server would not do, so the two would not run the same workload.
     let params = SamplingParams {
         temperature: 0.0,
         max_tokens: tokens,
         ignore_eos: true,
+        repeat_penalty: 1.0,
         ..SamplingParams::default()
     };
     let limits =

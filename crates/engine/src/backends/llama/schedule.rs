@@ -9,7 +9,7 @@
 
 use std::{
     sync::{atomic::Ordering, mpsc as std_mpsc},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use llama_cpp_2::{context::LlamaContext, llama_batch::LlamaBatch, model::LlamaModel};
@@ -18,7 +18,7 @@ use nova_proto::ValidRequest;
 use super::{
     bench::{BenchReport, BenchSpec},
     prepare::prepare,
-    slot::{Feed, Slot, Tx},
+    slot::{Feed, Follow, Slot, Tx},
     Job, Shared,
 };
 use crate::EngineError;
@@ -42,7 +42,14 @@ pub(super) struct Scheduler<'m> {
     /// Indexed by sequence id.
     slots: Vec<Option<Slot>>,
     batch: LlamaBatch<'static>,
+    /// Requests admitted so far: each slot's serial.
+    admitted: u64,
 }
+
+/// Shortest prompt prefix worth copying from another sequence rather than evaluating: a copy
+/// moves the donor's whole KV stream (llama.cpp copies across streams only whole), which costs
+/// about as much as evaluating a few dozen tokens of a small model.
+const MIN_SHARED_PREFIX: usize = 32;
 
 /// How long a step with nothing to evaluate (every consumer lagging) waits before looking again.
 const LAGGING_POLL: Duration = Duration::from_millis(2);
@@ -61,6 +68,7 @@ impl<'m> Scheduler<'m> {
             shared,
             slots: (0..limits.slots).map(|_| None).collect(),
             batch: LlamaBatch::new(limits.n_batch.max(1) as usize, 1),
+            admitted: 0,
         }
     }
 
@@ -127,7 +135,13 @@ impl<'m> Scheduler<'m> {
         };
         // Whatever a previous request left in these cells is not this one's.
         let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
-        self.slots[seq] = Some(Slot::new(self.model, &req, prepared, tx));
+        self.admitted += 1;
+        let mut slot = Slot::new(self.model, self.admitted, &req, prepared, tx);
+        slot.follow = self.donor(&slot);
+        if let Some(f) = slot.follow {
+            tracing::debug!(task = %req.id.fmt_short(), shared = f.len, "sharing a prompt prefix");
+        }
+        self.slots[seq] = Some(slot);
         self.shared.running.fetch_add(1, Ordering::SeqCst);
         self.shared.busy.store(true, Ordering::SeqCst);
     }
@@ -145,6 +159,49 @@ impl<'m> Scheduler<'m> {
         slot.flush();
         if slot.done() {
             self.free(seq);
+        }
+    }
+
+    /// The running sequence that shares the longest prompt prefix with `slot` (several samples
+    /// of one prompt), if that prefix is worth a copy. The last prompt token is always left for
+    /// `slot` to evaluate: its logits are the first token's.
+    fn donor(&self, slot: &Slot) -> Option<Follow> {
+        let own = &slot.tokens()[..slot.n_prompt().saturating_sub(1)];
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(seq, s)| Some((seq, s.as_ref().filter(|s| s.live())?)))
+            .map(|(seq, s)| {
+                let len = own.iter().zip(s.tokens()).take_while(|(a, b)| a == b).count();
+                Follow { seq, serial: s.serial, len }
+            })
+            .filter(|f| f.len >= MIN_SHARED_PREFIX)
+            .max_by_key(|f| f.len)
+    }
+
+    /// Copies shared prefixes whose donors have evaluated them; a follower whose donor is gone
+    /// evaluates its whole prompt.
+    fn copy_prefixes(&mut self) {
+        for seq in 0..self.slots.len() {
+            let Some(f) = self.slots[seq].as_ref().and_then(|s| s.follow) else { continue };
+            let donor = self.slots[f.seq].as_ref().filter(|d| d.serial == f.serial);
+            let ready = match donor {
+                None => false,
+                Some(d) if d.pos >= f.len => true,
+                Some(_) => continue,
+            };
+            let (src, dst) = (f.seq as i32, seq as i32);
+            let copied = ready
+                && self.ctx.copy_kv_cache_seq(src, dst, None, None).is_ok()
+                && self.ctx.clear_kv_cache_seq(Some(seq as u32), Some(f.len as u32), None).is_ok();
+            let Some(slot) = self.slots[seq].as_mut() else { continue };
+            slot.follow = None;
+            if copied {
+                slot.pos = f.len;
+            } else {
+                // Half-done copies leave nothing usable: start from an empty sequence.
+                let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+            }
         }
     }
 
@@ -172,15 +229,18 @@ impl<'m> Scheduler<'m> {
         if self.running() == 0 {
             return;
         }
+        self.copy_prefixes();
         // (sequence, tokens added, batch index of the logits to sample from)
         let mut fed: Vec<(usize, usize, Option<i32>)> = Vec::with_capacity(self.slots.len());
-        if let Err(e) = self.fill(&mut fed) {
-            return self.fail(&fed, e);
-        }
+        let prompts = match self.fill(&mut fed) {
+            Ok(prompts) => prompts,
+            Err(e) => return self.fail(&fed, e),
+        };
         if fed.is_empty() {
             std::thread::sleep(LAGGING_POLL);
             return;
         }
+        let started = Instant::now();
         if let Err(e) = self.ctx.decode(&mut self.batch) {
             return self.fail(&fed, EngineError::Decode(e.to_string()));
         }
@@ -192,17 +252,24 @@ impl<'m> Scheduler<'m> {
                 self.deliver(seq);
             }
         }
+        // A step of single tokens is what each stream's speed is made of: one token each per
+        // step. Steps that also evaluate prompts would mix in prompt work.
+        if !prompts {
+            self.shared.record_step(fed.len(), started.elapsed());
+        }
     }
 
     /// Puts this step's tokens in the batch: one for each sequence past its prompt, and the
-    /// room left for prompts, first come (lowest id) first served.
-    fn fill(&mut self, fed: &mut Vec<(usize, usize, Option<i32>)>) -> Result<(), EngineError> {
+    /// room left for prompts, first come (lowest id) first served. True when prompt tokens
+    /// went in.
+    fn fill(&mut self, fed: &mut Vec<(usize, usize, Option<i32>)>) -> Result<bool, EngineError> {
         let add_err =
             |e: llama_cpp_2::llama_batch::BatchAddError| EngineError::Decode(e.to_string());
         self.batch.clear();
         let singles =
             self.slots.iter().flatten().filter(|s| matches!(s.feed(), Feed::One(_))).count();
         let mut prompt_room = (self.limits.n_batch as usize).saturating_sub(singles);
+        let mut prompts = false;
         for (seq, slot) in self.slots.iter().enumerate() {
             let Some(slot) = slot else { continue };
             let seq_id = [seq as i32];
@@ -218,6 +285,7 @@ impl<'m> Scheduler<'m> {
                         continue;
                     }
                     prompt_room -= n;
+                    self.shared.prompt_evaluated.fetch_add(n as u64, Ordering::Relaxed);
                     let mut logits = None;
                     for (i, &t) in rest[..n].iter().enumerate() {
                         let pos = slot.pos + i;
@@ -228,10 +296,11 @@ impl<'m> Scheduler<'m> {
                         }
                     }
                     fed.push((seq, n, logits));
+                    prompts = true;
                 }
             }
         }
-        Ok(())
+        Ok(prompts)
     }
 
     /// A failed decode leaves the cells of everything in the batch unknown: those requests end.

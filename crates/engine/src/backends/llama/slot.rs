@@ -14,6 +14,14 @@ use crate::{EngineError, OutputFilter};
 
 pub(super) type Tx = mpsc::Sender<Result<TokenEvent, EngineError>>;
 
+/// A prompt prefix another sequence evaluates for this one.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Follow {
+    pub(super) seq: usize,
+    pub(super) serial: u64,
+    pub(super) len: usize,
+}
+
 /// What a slot feeds the next batch.
 pub(super) enum Feed<'a> {
     /// Nothing this step: its consumer lags, or it has finished.
@@ -26,6 +34,11 @@ pub(super) enum Feed<'a> {
 
 pub(super) struct Slot {
     pub(super) id: TaskId,
+    /// Tells this request from a later one in the same sequence.
+    pub(super) serial: u64,
+    /// Waiting to copy the first `len` cells of the request `serial` in sequence `seq` rather
+    /// than evaluate that shared prompt prefix again.
+    pub(super) follow: Option<Follow>,
     tx: Tx,
     prepared: Prepared,
     /// Tokens in this sequence's KV cells.
@@ -49,13 +62,21 @@ pub(super) struct Slot {
 }
 
 impl Slot {
-    pub(super) fn new(model: &LlamaModel, req: &ValidRequest, prepared: Prepared, tx: Tx) -> Self {
+    pub(super) fn new(
+        model: &LlamaModel,
+        serial: u64,
+        req: &ValidRequest,
+        prepared: Prepared,
+        tx: Tx,
+    ) -> Self {
         let mut sampler = build_sampler(model, &req.params);
         // The repetition penalties must see the resumed tokens as this answer's own, exactly as
         // the first worker's sampler did, or greedy decoding would take another path.
         sampler.accept_many(prepared.resumed());
         Self {
             id: req.id,
+            serial,
+            follow: None,
             tx,
             generated: prepared.resumed().len() as u32,
             prepared,
@@ -110,7 +131,7 @@ impl Slot {
     /// dozens of tokens later (measured on SmolLM2), while this replay computes what the first
     /// worker computed.
     pub(super) fn feed(&self) -> Feed<'_> {
-        if self.finished || !self.outbox.is_empty() {
+        if self.finished || !self.outbox.is_empty() || self.follow.is_some() {
             return Feed::Nothing;
         }
         let n_prompt = self.prepared.n_prompt;
@@ -127,6 +148,21 @@ impl Slot {
     /// after it.
     pub(super) fn wants_logits(&self, pos: usize) -> bool {
         pos + 1 >= self.prepared.n_prompt
+    }
+
+    /// The prompt and resumed tokens, evaluated or not.
+    pub(super) fn tokens(&self) -> &[LlamaToken] {
+        &self.prepared.tokens
+    }
+
+    /// The prompt's length.
+    pub(super) fn n_prompt(&self) -> usize {
+        self.prepared.n_prompt
+    }
+
+    /// Whether it still generates (a finished one keeps its cells only until it is freed).
+    pub(super) fn live(&self) -> bool {
+        !self.finished
     }
 
     /// Records that `n` more tokens went into its cells.
