@@ -192,6 +192,7 @@ try {
   check(/retrieval: \d+ passages from 1 of 1 nodes/.test(await grounded.locator('.trace .retrieval').textContent()), 'the trace shows the retrieval');
   const sharer = await page.locator(`.node[data-name="${second}"]`).textContent();
   check(/shares \d+ files/.test(sharer), `the sharing worker's card says so: ${sharer.replace(/\s+/g, ' ').slice(0, 200)}`);
+  check(/\d+ of \d+ generating, KV \d+ MiB/.test(sharer), `a card shows the engine's sequences and KV cache: ${sharer.replace(/\s+/g, ' ').slice(0, 300)}`);
 
   // Stop mid-stream: the page says so and the gateway cancels the work on the workers.
   const cancelledBefore = cancelledCount(await gateway('/metrics'));

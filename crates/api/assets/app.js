@@ -392,6 +392,9 @@ function lastSeen(view, w) {
   return ago(view, w.worker.last_seen_ms) || '–';
 }
 
+/** Its engine's sequences (requests generated at once) and their KV cache, from its status. */
+const slots = (s) => (s ? `${s.running} of ${s.total} generating${s.kv_cache_mib ? `, KV ${s.kv_cache_mib} MiB` : ''}` : 'one at a time');
+
 /** What a node shares for grounded answers, from its status report. */
 const docs = (k) => (k ? `shares ${k.files} files (${k.chunks} passages)` : 'none shared');
 
@@ -412,6 +415,7 @@ function renderSwarm(view) {
         ...row('Model', (v.models || []).join(', ') || 'none'),
         ...row('Speed', fmt(v.tokens_per_s, ' tok/s')),
         ...row('Queue', `${v.queue_depth ?? '–'} / ${v.queue_capacity ?? '–'}`),
+        ...row('Slots', slots(reading(w, 'slots'))),
         ...row('Battery', fmt(reading(w, 'battery_pct'), ' %')),
         ...row('Charging', charging === null || charging === undefined ? 'unknown' : charging ? 'yes' : 'no'),
         ...row('Temperature', fmt(reading(w, 'temperature_c'), ' °C', 1)),
