@@ -363,16 +363,7 @@ async fn a_busy_swarm_queues_streams_instead_of_failing_them() {
         .with_queue_capacity(1);
     g.add_worker(local("small", Arc::new(e), 10.0));
     let app = app(&g);
-    let calls: Vec<_> = (0..8)
-        .map(|_| {
-            let app = app.clone();
-            tokio::spawn(async move {
-                call(&app, "POST", "/v1/chat/completions", Some(TOKEN), Some(stream_body(1))).await
-            })
-        })
-        .collect();
-    for c in calls {
-        let (s, _, text) = c.await.unwrap();
+    for (s, text) in streams_at_once(&app, 8).await {
         assert_eq!(s, 200, "{text}");
         assert_eq!(content(&sse_events(&text)), "a b c d", "{text}");
         assert!(!text.contains("\"error\""), "no error after a 200: {text}");
@@ -588,16 +579,7 @@ async fn a_worker_with_four_slots_takes_four_streams_at_once() {
     g.add_worker(worker);
     let app = app(&g);
     let started = std::time::Instant::now();
-    let calls: Vec<_> = (0..4)
-        .map(|_| {
-            let app = app.clone();
-            tokio::spawn(async move {
-                call(&app, "POST", "/v1/chat/completions", Some(TOKEN), Some(stream_body(1))).await
-            })
-        })
-        .collect();
-    for c in calls {
-        let (s, _, text) = c.await.unwrap();
+    for (s, text) in streams_at_once(&app, 4).await {
         assert_eq!(s, 200, "{text}");
         assert_eq!(content(&sse_events(&text)), "a b c d", "{text}");
     }
@@ -625,4 +607,22 @@ async fn best_of_n_fills_one_workers_free_sequences() {
     // waited behind another (which would put the last one past 800 ms).
     let slowest = attempts.iter().filter_map(|a| a["latency_ms"].as_f64()).fold(0.0, f64::max);
     assert!(slowest < 600.0, "samples waited for each other: {v}");
+}
+
+/// `n` streamed chat completions sent at once: each one's status and body, in order.
+async fn streams_at_once(app: &axum::Router, n: usize) -> Vec<(u16, String)> {
+    let calls: Vec<_> = (0..n)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                call(&app, "POST", "/v1/chat/completions", Some(TOKEN), Some(stream_body(1))).await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for c in calls {
+        let (s, _, text) = c.await.expect("call task");
+        out.push((s, text));
+    }
+    out
 }

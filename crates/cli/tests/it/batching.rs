@@ -11,15 +11,7 @@ const TOKEN: &str = "batch-token";
 const SECRET: &str = "batch-secret";
 
 async fn submit(url: &str, body: Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{url}/submit"))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .timeout(Duration::from_secs(120))
-        .send()
-        .await
-        .expect("submit");
-    (r.status().as_u16(), r.json().await.expect("json"))
+    crate::submit(url, TOKEN, &body).await
 }
 
 fn greedy(prompt: &str) -> Value {

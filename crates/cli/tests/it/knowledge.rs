@@ -90,16 +90,9 @@ async fn submit(url: &str, rag: bool) -> Value {
         "rag": rag,
         "params": {"temperature": 0, "max_tokens": 24},
     });
-    let r = reqwest::Client::new()
-        .post(format!("{url}/submit"))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .timeout(Duration::from_secs(120))
-        .send()
-        .await
-        .expect("submit");
-    assert_eq!(r.status(), 200);
-    r.json().await.expect("json")
+    let (status, v) = crate::submit(url, TOKEN, &body).await;
+    assert_eq!(status, 200, "{v}");
+    v
 }
 
 /// The line of a node's text log (under `<home>/logs/`) that contains `needle`, waiting up to

@@ -214,6 +214,24 @@ pub(crate) fn swarm_worker(join: &str, secret: &str, name: &str, extra: &[&str])
     w
 }
 
+/// `POST /submit` with `token`: the status and the JSON body (`null` when it has none).
+pub(crate) async fn submit(
+    url: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{url}/submit"))
+        .bearer_auth(token)
+        .json(body)
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .expect("submit");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
 /// `GET /v1/swarm`.
 pub(crate) async fn swarm_view(url: &str, token: &str) -> serde_json::Value {
     let r = reqwest::Client::new()

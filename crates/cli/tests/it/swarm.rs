@@ -74,16 +74,7 @@ async fn wait_workers(s: &Swarm, n: usize) -> Value {
 }
 
 async fn submit(s: &Swarm, body: Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/submit", s.url))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .timeout(Duration::from_secs(120))
-        .send()
-        .await
-        .expect("submit");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    crate::submit(&s.url, TOKEN, &body).await
 }
 
 #[tokio::test]
@@ -106,17 +97,7 @@ async fn two_workers_answer_by_race_and_best_of_n_and_survive_a_kill() {
         "params": {"temperature": 0, "max_tokens": 200, "ignore_eos": true}});
     let pending = tokio::spawn({
         let url = s.url.clone();
-        async move {
-            let r = reqwest::Client::new()
-                .post(format!("{url}/submit"))
-                .bearer_auth(TOKEN)
-                .json(&long)
-                .timeout(Duration::from_secs(120))
-                .send()
-                .await
-                .expect("submit");
-            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
-        }
+        async move { crate::submit(&url, TOKEN, &long).await }
     });
     tokio::time::sleep(Duration::from_millis(400)).await;
     let _ = b.child.kill();

@@ -123,16 +123,8 @@ async fn a_gateway_and_a_worker_front_llama_server_with_empty_data_dirs() {
 
     let body = json!({"prompt": "What is the capital of France?", "strategy": "race", "fanout": 2,
         "params": {"temperature": 0, "max_tokens": 32}});
-    let r = client
-        .post(format!("{url}/submit"))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .timeout(Duration::from_secs(120))
-        .send()
-        .await
-        .expect("submit");
-    assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.expect("json");
+    let (status, v) = crate::submit(&url, TOKEN, &body).await;
+    assert_eq!(status, 200, "{v}");
     assert!(v["text"].as_str().unwrap_or_default().contains("Paris"), "{v}");
     let attempts = v["trace"]["attempts"].as_array().map(Vec::len);
     assert_eq!(attempts, Some(2), "both the gateway's and the worker's upstream were asked: {v}");
