@@ -38,12 +38,15 @@ pub(crate) struct EngineBench {
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=64))]
     concurrency: Vec<u32>,
     /// Tokens each concurrent stream generates (with --concurrency).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     stream_tokens: u32,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
 }
+
+/// Most `--concurrency` levels one run measures.
+const MAX_LEVELS: usize = 16;
 
 pub(crate) async fn run(global: &Global, cmd: Command) -> anyhow::Result<ExitCode> {
     let args = match cmd {
@@ -52,6 +55,10 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> anyhow::Result<ExitCod
     };
     if args.runs == 0 {
         anyhow::bail!("--runs must be at least 1");
+    }
+    if args.concurrency.len() > MAX_LEVELS {
+        // Each level loads the model afresh: a long list is a long wait, not a measurement.
+        anyhow::bail!("--concurrency takes at most {MAX_LEVELS} levels");
     }
     if !args.concurrency.is_empty() {
         return run_concurrency(global, &args).await;

@@ -97,6 +97,28 @@ fn invalid_parameters_are_refused_before_loading() {
 }
 
 #[test]
+fn bench_concurrency_levels_are_bounded_before_loading() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let bench = |extra: &[&str]| {
+        let mut args = vec!["bench", "engine", "--no-pull"];
+        args.extend_from_slice(extra);
+        run(nova(home.path()).args(args), LIMIT)
+    };
+    for bad in [
+        &["--concurrency", "65"][..],
+        &["--concurrency", "0"],
+        &["--concurrency", "4", "--stream-tokens", "100000"],
+    ] {
+        let out = bench(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", stderr(&out));
+    }
+    let many = vec!["1"; 17].join(",");
+    let out = bench(&["--concurrency", &many]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("at most 16 levels"), "{}", stderr(&out));
+}
+
+#[test]
 fn bench_engine_prints_json_figures() {
     let out = run(
         nova(&shared_home()).args([
