@@ -287,14 +287,15 @@ fn engine_thread(
         .threads
         .unwrap_or_else(|| thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1));
     let n_ctx_seq = config.n_ctx.clamp(64, model.n_ctx_train().max(64));
+    let (kv_per_token, free) = (kv_bytes_per_token(&model), mem_available());
     let parallel = config
         .parallel
-        .unwrap_or_else(|| auto_parallel(kv_bytes_per_token(&model), n_ctx_seq, mem_available()))
+        .unwrap_or_else(|| auto_parallel(kv_per_token, n_ctx_seq, free))
         .clamp(1, MAX_PARALLEL);
     // The whole cache is allocated now, so a device that cannot hold it is told so here, in
     // plain words, rather than by the kernel's OOM killer later.
-    let kv_bytes = kv_bytes_per_token(&model) * u64::from(n_ctx_seq) * u64::from(parallel);
-    if let Err(why) = kv_fits(kv_bytes, parallel, n_ctx_seq, mem_available()) {
+    let kv_bytes = kv_per_token * u64::from(n_ctx_seq) * u64::from(parallel);
+    if let Err(why) = kv_fits(kv_bytes, parallel, n_ctx_seq, free) {
         let _ = ready.send(Err(load_err(why)));
         return;
     }
@@ -325,7 +326,7 @@ fn engine_thread(
         threads: Some(threads),
         slots: parallel as usize,
         queue_capacity: config.queue_capacity.max(1),
-        kv_cache_bytes: Some(kv_bytes_per_token(&model).saturating_mul(u64::from(ctx.n_ctx()))),
+        kv_cache_bytes: Some(kv_per_token.saturating_mul(u64::from(ctx.n_ctx()))),
     };
     tracing::info!(model = %info.model, n_ctx = n_ctx_seq, parallel, threads, "llama engine ready");
     shared.alive.store(true, Ordering::SeqCst);
