@@ -203,7 +203,11 @@ try {
   }, (await page.locator('.msg.assistant').count()) - 1);
   check(await page.isEnabled('#stop'), 'Stop is enabled while an answer streams');
   await page.click('#stop');
-  await long.and(page.locator('[data-state="stopped"]')).waitFor({ timeout: 5_000 });
+  await long.and(page.locator('[data-state="stopped"]')).waitFor({ timeout: 10_000 }).catch(async (e) => {
+    const state = await long.getAttribute('data-state');
+    const says = await long.locator('.state').textContent();
+    throw new Error(`the answer did not stop: data-state=${state}, it says "${says}", Stop enabled=${await page.isEnabled('#stop')}: ${e.message}`);
+  });
   const stoppedText = (await long.locator('.text').textContent()).length;
   check(stoppedText > 40 && stoppedText < 6000, `the answer stopped mid-stream at ${stoppedText} characters`);
   check(await page.isEnabled('#send'), 'Send is enabled again after Stop');

@@ -191,8 +191,24 @@ function addMessage(role) {
   const li = el('li', { class: `msg ${role}` },
     el('p', { class: 'who', text: role === 'user' ? 'You' : 'Swarm' }), text, state);
   $('log').append(li);
-  li.scrollIntoView({ block: 'end' });
+  followLog(true);
   return { li, text, state };
+}
+
+/**
+ * Keeps the newest message in view by scrolling the conversation box only. scrollIntoView
+ * also scrolled the window on every streamed chunk, so the Stop button moved under the
+ * pointer while the user reached for it. A reader who scrolled up to reread is left there:
+ * `logAtEnd` is taken from scroll events, before new text makes the box taller.
+ */
+let logAtEnd = true;
+$('log').addEventListener('scroll', () => {
+  const log = $('log');
+  logAtEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 48;
+});
+function followLog(force = false) {
+  const log = $('log');
+  if (force || logAtEnd) log.scrollTop = log.scrollHeight;
 }
 
 const fmtMs = (v) => (v === null || v === undefined ? '–' : `${Math.round(v)} ms`);
@@ -321,7 +337,7 @@ async function send(prompt) {
           tokens += 1;
           answer.text.textContent = text;
           answer.state.textContent = `Streaming… ${tokens} chunks`;
-          answer.li.scrollIntoView({ block: 'end' });
+          followLog();
         }
         if (c && c.finish_reason) finish = c.finish_reason;
         if (v.nova && v.nova.stage_started) {
