@@ -52,6 +52,10 @@ pub struct LlamaConfig {
     /// Sequences generated at once, each with a `n_ctx` window of its own; `None` picks a number
     /// from the free memory (up to 4; see `auto_parallel`).
     pub parallel: Option<u32>,
+    /// Layers held by other devices over ggml-rpc, in order after this node's own layers; empty
+    /// runs the whole model here. The routes to them must be added (`nova_rpc::add_route`)
+    /// before the engine starts.
+    pub shards: Vec<nova_rpc::Shard>,
 }
 
 impl LlamaConfig {
@@ -66,7 +70,14 @@ impl LlamaConfig {
             n_batch: 512,
             queue_capacity: 8,
             parallel: Some(1),
+            shards: Vec::new(),
         }
+    }
+
+    /// Splits the model: `shards` hold layers after this node's own (see [`LlamaConfig::shards`]).
+    pub fn with_shards(mut self, shards: Vec<nova_rpc::Shard>) -> Self {
+        self.shards = shards;
+        self
     }
 
     /// Sets how many sequences run at once; `None` picks from the free memory.
@@ -264,6 +275,39 @@ impl Drop for LlamaEngine {
     }
 }
 
+/// Loads the GGUF whole, or with `config.shards` holding the last layers over ggml-rpc.
+fn load_model(backend: &LlamaBackend, config: &LlamaConfig) -> Result<LlamaModel, String> {
+    let rejected = |e: llama_cpp_2::LlamaModelLoadError| {
+        format!("llama.cpp rejected the file ({e}); it is corrupt, truncated or not a GGUF model")
+    };
+    if config.shards.is_empty() {
+        // No devices named means the CPU alone, also while a split load in another thread has
+        // its shards in ggml's global device list.
+        let params = LlamaModelParams::default()
+            .with_devices(&[])
+            .map_err(|e| format!("llama.cpp refused the device list: {e}"))?;
+        return LlamaModel::load_from_file(backend, &config.model_path, &params).map_err(rejected);
+    }
+    let offloaded: u32 = config.shards.iter().map(|s| s.layers).sum();
+    nova_rpc::with_devices(&config.shards, |devices| {
+        // Layer mode puts contiguous layers on each device in list order; the "+1" is the
+        // output layer, which llama.cpp places on the last device.
+        let mut params = Box::pin(
+            LlamaModelParams::default()
+                .with_devices(devices)
+                .map_err(|e| format!("llama.cpp refused the shard devices: {e}"))?
+                .with_split_mode(llama_cpp_2::model::params::LlamaSplitMode::Layer)
+                .with_n_gpu_layers(offloaded + 1),
+        );
+        // The output projection stays here with the embeddings (the same tensor in tied models):
+        // the last shard then returns one hidden state per token (2 KiB for SmolLM2) instead of
+        // the logits (192 KiB; 1 MiB for Gemma 3's vocabulary).
+        params.as_mut().add_cpu_buft_override(c"^(output|token_embd)\\.weight$");
+        LlamaModel::load_from_file(backend, &config.model_path, &params).map_err(rejected)
+    })
+    .map_err(|e| format!("the layer split could not start: {e}"))?
+}
+
 fn engine_thread(
     config: LlamaConfig,
     ready: std_mpsc::SyncSender<Result<EngineInfo, EngineError>>,
@@ -272,17 +316,13 @@ fn engine_thread(
 ) {
     let load_err = |reason: String| EngineError::Load { path: config.model_path.clone(), reason };
     let backend = backend();
-    let model =
-        match LlamaModel::load_from_file(backend, &config.model_path, &LlamaModelParams::default())
-        {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = ready.send(Err(load_err(format!(
-                "llama.cpp rejected the file ({e}); it is corrupt, truncated or not a GGUF model"
-            ))));
-                return;
-            }
-        };
+    let model = match load_model(backend, &config) {
+        Ok(m) => m,
+        Err(why) => {
+            let _ = ready.send(Err(load_err(why)));
+            return;
+        }
+    };
     let threads = config
         .threads
         .unwrap_or_else(|| thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1));
@@ -338,9 +378,27 @@ fn engine_thread(
         ctx,
         schedule::Limits { slots: parallel, n_ctx_seq, n_batch: config.n_batch },
         &shared,
+        config.shards.iter().map(|s| s.link.clone()).collect(),
     );
-    scheduler.run(&jobs, |spec| bench::run(backend, &model, config.n_batch, threads, spec));
+    let lost =
+        scheduler.run(&jobs, |spec| bench::run(backend, &model, config.n_batch, threads, spec));
     shared.alive.store(false, Ordering::SeqCst);
+    if let Some(e) = lost {
+        // Whatever waits in the queue cannot run either; it hears why now rather than when the
+        // engine is dropped.
+        drop(scheduler);
+        while let Ok(job) = jobs.try_recv() {
+            match job {
+                Job::Generate { tx, .. } => {
+                    let _ = tx.try_send(Err(e.clone()));
+                }
+                Job::Bench { reply, .. } => {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+            shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// Most sequences `--parallel` may ask for: llama.cpp's own limit is higher, but every sequence

@@ -5,6 +5,7 @@
 mod batching;
 mod llama;
 mod openai_http;
+mod split;
 
 use std::{path::PathBuf, time::Duration};
 

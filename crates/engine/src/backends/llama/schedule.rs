@@ -8,7 +8,7 @@
 //! runs of consecutive ids, so keeping them in order keeps a step to as few passes as possible.
 
 use std::{
-    sync::{atomic::Ordering, mpsc as std_mpsc},
+    sync::{atomic::Ordering, mpsc as std_mpsc, Arc},
     time::{Duration, Instant},
 };
 
@@ -44,6 +44,10 @@ pub(super) struct Scheduler<'m> {
     batch: LlamaBatch<'static>,
     /// Requests admitted so far: each slot's serial.
     admitted: u64,
+    /// The shards holding layers of a split model (none when it runs whole here).
+    shards: Vec<Arc<nova_rpc::Link>>,
+    /// Set once a shard is lost: the model cannot compute any more and the engine stops.
+    lost: Option<EngineError>,
 }
 
 /// Shortest prompt prefix worth copying from another sequence rather than evaluating: a copy
@@ -60,8 +64,11 @@ impl<'m> Scheduler<'m> {
         ctx: LlamaContext<'m>,
         limits: Limits,
         shared: &'m Shared,
+        shards: Vec<Arc<nova_rpc::Link>>,
     ) -> Self {
         Self {
+            shards,
+            lost: None,
             model,
             ctx,
             limits,
@@ -78,10 +85,33 @@ impl<'m> Scheduler<'m> {
         &mut self,
         jobs: &std_mpsc::Receiver<Job>,
         bench: impl Fn(&BenchSpec) -> Result<BenchReport, EngineError>,
-    ) {
-        while self.admit(jobs, &bench) {
+    ) -> Option<EngineError> {
+        while self.lost.is_none() && self.admit(jobs, &bench) {
             self.step();
         }
+        self.lost.take()
+    }
+
+    /// After a decode: a lost shard means its part of this decode was stand-in zeros, so
+    /// nothing from it may be sampled. Every running request ends with the reason.
+    fn shard_lost(&mut self) -> bool {
+        let Some((name, why)) =
+            self.shards.iter().find_map(|l| l.lost().map(|w| (l.name().to_owned(), w)))
+        else {
+            return false;
+        };
+        let e = EngineError::Unavailable(format!(
+            "shard {name}, which holds layers of this model, was lost ({why}); the split model \
+             is unloaded"
+        ));
+        for seq in 0..self.slots.len() {
+            if let Some(slot) = self.slots[seq].as_mut() {
+                slot.fail(e.clone());
+                self.deliver(seq);
+            }
+        }
+        self.lost = Some(e);
+        true
     }
 
     fn running(&self) -> usize {
@@ -241,7 +271,11 @@ impl<'m> Scheduler<'m> {
             return;
         }
         let started = Instant::now();
-        if let Err(e) = self.ctx.decode(&mut self.batch) {
+        let decoded = self.ctx.decode(&mut self.batch);
+        if self.shard_lost() {
+            return;
+        }
+        if let Err(e) = decoded {
             return self.fail(&fed, EngineError::Decode(e.to_string()));
         }
         for &(seq, n, logits) in &fed {
