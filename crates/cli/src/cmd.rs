@@ -20,6 +20,7 @@ pub(crate) mod guard;
 mod guard_args;
 pub(crate) mod model;
 pub(crate) mod rag;
+pub(crate) mod rpc_shard;
 mod secret_args;
 pub(crate) mod serve;
 pub(crate) mod status;

@@ -78,6 +78,9 @@ enum Command {
     Rag(cmd::rag::Command),
     /// Show this device's battery, temperature and memory, and whether the guard would pause it.
     Guard(cmd::guard::Args),
+    /// Serve one ggml-rpc session on standard input (started by a worker; not for people).
+    #[command(hide = true)]
+    RpcShard(cmd::rpc_shard::Args),
 }
 
 fn main() -> ExitCode {
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
             Command::SelfCheck(args) => cmd::bundle::self_check(args),
             Command::Guard(args) => cmd::guard::run(args).await,
             Command::Rag(c) => cmd::rag::run(&cli.global, c).await,
+            Command::RpcShard(args) => cmd::rpc_shard::run(args),
         }
     });
     match result {

@@ -35,12 +35,15 @@ pub struct WorkerInfo {
     /// The documents this node shares with the swarm (`--share-knowledge`); `None` shares none
     /// and refuses retrieval requests.
     pub knowledge: Option<Arc<dyn crate::KnowledgeBase>>,
+    /// Holding layers of pooled models for the gateway; `None` holds none.
+    pub shards: Option<Arc<crate::ShardHostConfig>>,
 }
 
 fn status(engine: &dyn Engine, info: &WorkerInfo) -> Status {
     let health = engine.health();
     let device = info.health.as_ref().map(|h| h.borrow().clone()).unwrap_or_default();
     let r = &device.reading;
+    let free_ram_mb = r.free_ram_mb.or_else(mem_available_mb);
     Status {
         name: info.name.clone(),
         models: vec![engine.info().model.clone()],
@@ -48,7 +51,7 @@ fn status(engine: &dyn Engine, info: &WorkerInfo) -> Status {
         queue_depth: health.in_flight as u32,
         queue_capacity: engine.info().capacity() as u32,
         paused: device.paused,
-        free_ram_mb: r.free_ram_mb.or_else(mem_available_mb),
+        free_ram_mb,
         cores: std::thread::available_parallelism().ok().map(|n| n.get() as u32),
         battery_pct: r.battery_pct.map(f64::from),
         charging: r.charging,
@@ -56,6 +59,14 @@ fn status(engine: &dyn Engine, info: &WorkerInfo) -> Status {
         version: info.version.clone(),
         knowledge: info.knowledge.as_ref().map(|k| k.summary()),
         slots: Some(crate::worker::engine_slots(engine)),
+        // A paused device holds nothing new: the planner leaves it out.
+        pool_offer_mb: info.shards.as_ref().map(|c| {
+            if device.paused {
+                0
+            } else {
+                c.offer_mb(free_ram_mb)
+            }
+        }),
     }
 }
 
@@ -104,6 +115,18 @@ pub async fn run_worker(
             let (gateway, kb) = (current.clone(), kb.clone());
             futures_util::future::Either::Left(crate::knowledge::serve_queries(
                 incoming, gateway, kb,
+            ))
+        }
+        None => futures_util::future::Either::Right(std::future::pending::<()>()),
+    };
+    // Only a node that offers memory to pooled models speaks ggml-rpc at all.
+    let shard_sessions = match &info.shards {
+        Some(config) => {
+            let incoming = control.accept(nova_p2p::GGML_RPC).map_err(|e| e.to_string())?;
+            futures_util::future::Either::Left(crate::shard_host::serve(
+                incoming,
+                current.clone(),
+                config.clone(),
             ))
         }
         None => futures_util::future::Either::Right(std::future::pending::<()>()),
@@ -167,6 +190,7 @@ pub async fn run_worker(
     tokio::select! {
         () = serve => Err("the task listener stopped".into()),
         () = queries => Err("the retrieval listener stopped".into()),
+        () = shard_sessions => Err("the ggml-rpc listener stopped".into()),
         () = join => Ok(()),
     }
 }

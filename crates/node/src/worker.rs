@@ -120,6 +120,7 @@ impl Worker for LocalWorker {
             version: env!("CARGO_PKG_VERSION").into(),
             knowledge: None,
             slots: Some(engine_slots(self.engine.as_ref())),
+            pool_offer_mb: None,
         })
     }
 }

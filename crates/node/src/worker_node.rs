@@ -74,6 +74,8 @@ pub struct WorkerNodeConfig {
     pub updates: Option<UpdateSettings>,
     /// The documents it shares (`--share-knowledge`); `None` shares none.
     pub knowledge: Option<Arc<dyn crate::KnowledgeBase>>,
+    /// Holding layers of models pooled across the swarm; `None` holds none.
+    pub shards: Option<crate::ShardHostConfig>,
 }
 
 /// A running worker node. Stop it with [`WorkerNode::shutdown`]; dropping it aborts every
@@ -131,6 +133,7 @@ impl WorkerNode {
             health,
             updates,
             knowledge: config.knowledge,
+            shards: config.shards.map(Arc::new),
         };
         let failure = Arc::new(Mutex::new(None));
         tasks.spawn({

@@ -10,6 +10,8 @@
 //!   [`wire::TaskEvent`]s back; closing the stream cancels the task.
 //! - [`BUNDLE`]: a worker fetches a signed update bundle from the gateway ([`bundle`]). The
 //!   gateway announces bundles with [`wire::MembershipReply`] frames on the membership stream.
+//! - [`GGML_RPC`]: a pooled model's head (the gateway) opens one stream per ggml-rpc
+//!   connection to a worker holding some of its layers; only the worker's gateway is served.
 //! - [`KNOWLEDGE`]: the gateway asks a node that shares its documents for passages: one
 //!   stream per query, a [`wire::KnowledgeRequest`] out and one [`wire::KnowledgeFrame`] back.
 //!   Only nodes started with `--share-knowledge` accept the protocol at all.
@@ -40,5 +42,8 @@ pub const MEMBERSHIP: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/nov
 pub const TASK: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/nova/task/1");
 /// Protocol of retrieval queries to nodes that share documents.
 pub const KNOWLEDGE: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/nova/knowledge/1");
+/// Protocol of ggml-rpc sessions from a pooled model's head to a shard: llama.cpp's RPC
+/// protocol (major version 7) carried unchanged, so only swarm members reach a shard.
+pub const GGML_RPC: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/nova/ggml-rpc/7");
 /// Protocol of update bundle downloads.
 pub const BUNDLE: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/nova/bundle/1");

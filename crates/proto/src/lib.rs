@@ -12,7 +12,7 @@ mod swarm;
 mod token;
 
 pub use error::ErrorKind;
-pub use node::{NodeStatus, Slots, MAX_SLOTS};
+pub use node::{NodeStatus, Slots, MAX_POOL_OFFER_MB, MAX_SLOTS};
 pub use request::{
     deserialize_tags, normalize_tags, ChatMessage, Limits, Passage, Prompt, Resume, Role,
     SamplingParams, TaskId, ValidRequest, ValidationError, MAX_TAGS_READ, TOO_MANY_TAGS,

@@ -44,7 +44,15 @@ pub struct NodeStatus {
     /// nodes before continuous batching).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slots: Option<Slots>,
+    /// MiB of memory it offers to hold layers of a model pooled across the swarm (`--max-ram`,
+    /// capped by what is free); `None` or 0: it holds none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_offer_mb: Option<u64>,
 }
+
+/// Most memory a node may claim to offer a pooled model, in MiB (1 TiB): a larger claim is
+/// held to this, so the planner's sums cannot overflow.
+pub const MAX_POOL_OFFER_MB: u64 = 1 << 20;
 
 /// Most sequences a node may claim to generate at once (the engine's own limit).
 pub const MAX_SLOTS: u32 = 64;
@@ -93,6 +101,7 @@ impl NodeStatus {
             truncate_utf8(m, MAX_MODEL_NAME_BYTES);
         }
         self.slots = self.slots.map(Slots::bounded);
+        self.pool_offer_mb = self.pool_offer_mb.map(|mb| mb.min(MAX_POOL_OFFER_MB));
         self
     }
 }
@@ -123,8 +132,10 @@ mod tests {
                 stream_speeds: vec![f64::NAN; 100_000],
                 kv_cache_mib: Some(u64::MAX),
             }),
+            pool_offer_mb: Some(u64::MAX),
         }
         .bounded();
+        assert_eq!(s.pool_offer_mb, Some(MAX_POOL_OFFER_MB));
         assert!(s.name.len() <= MAX_NODE_NAME_BYTES && s.name.starts_with('é'));
         assert_eq!(s.version.len(), MAX_NODE_NAME_BYTES);
         assert_eq!(s.models.len(), MAX_MODELS);

@@ -212,6 +212,7 @@ fn nodes(conn: &Connection) -> Result<Vec<NodeRecord>, StoreError> {
                 version: r.get(12)?,
                 knowledge: None,
                 slots: None,
+                pool_offer_mb: None,
             },
             first_seen_ms: r.get::<_, i64>(13)? as u64,
             last_seen_ms: r.get::<_, i64>(14)? as u64,

@@ -215,6 +215,7 @@ mod tests {
                 version: "0.1.0".into(),
                 knowledge: None,
                 slots: None,
+                pool_offer_mb: None,
             },
             first_seen_ms: seen,
             last_seen_ms: seen,

@@ -50,6 +50,10 @@ pub(crate) struct Args {
     /// requests. Off by default: then the node refuses every retrieval query.
     #[arg(long)]
     share_knowledge: bool,
+    /// Most memory, in MiB, this device gives to layers of a model pooled across the swarm
+    /// (`nova serve --pool`). Default: half of what is free; 0 holds none.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(0..=nova_proto::MAX_POOL_OFFER_MB))]
+    max_ram: Option<u64>,
 }
 
 pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
@@ -93,6 +97,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         guard: Some(GuardSettings { sources, guard, interval }),
         updates,
         knowledge,
+        shards: shard_host(args.max_ram)?,
     };
     let node = WorkerNode::spawn(config).await?;
     say!(
@@ -129,4 +134,21 @@ async fn join_addr(join: &str) -> anyhow::Result<nova_p2p::Multiaddr> {
         std::net::IpAddr::V6(ip) => nova_p2p::Protocol::Ip6(ip),
     };
     Ok(nova_p2p::Multiaddr::empty().with(ip).with(nova_p2p::Protocol::Tcp(sa.port())))
+}
+
+/// How this worker holds pooled layers: sessions run as `nova rpc-shard` processes of this very
+/// binary.
+fn shard_host(max_ram: Option<u64>) -> anyhow::Result<Option<nova_node::ShardHostConfig>> {
+    if max_ram == Some(0) {
+        return Ok(None);
+    }
+    let program = std::env::current_exe().context("cannot find this nova binary")?;
+    let threads = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+    Ok(Some(nova_node::ShardHostConfig {
+        program,
+        args: vec!["rpc-shard".into()],
+        threads,
+        max_ram_mb: max_ram.unwrap_or(nova_proto::MAX_POOL_OFFER_MB),
+        limits: nova_rpc::wire::FrameLimits::default(),
+    }))
 }

@@ -118,5 +118,6 @@ pub(crate) fn worker_node_config(
         guard: None,
         updates: None,
         knowledge,
+        shards: None,
     }
 }
