@@ -414,6 +414,24 @@ const slots = (s) => (s ? `${s.running} of ${s.total} generating${s.kv_cache_mib
 /** What a node shares for grounded answers, from its status report. */
 const docs = (k) => (k ? `shares ${k.files} files (${k.chunks} passages)` : 'none shared');
 
+/** A model split across devices: who holds which layers, drawn to scale. */
+function renderPool(p) {
+  const total = Math.max(1, p.layers);
+  const range = (h) => `layers ${h.first_layer}–${h.first_layer + h.layers - 1}`;
+  return el('section', { class: 'pool', 'data-model': p.model, 'data-state': p.state },
+    el('h3', { text: `Pooled model ${p.model}: ${p.state}` }),
+    el('div', { class: 'pool-bar', role: 'img', 'aria-label': `${p.model} layers by device` },
+      ...p.holders.map((h) => {
+        const part = el('span', { class: h.head ? 'part head' : 'part', title: `${h.name}: ${range(h)}`, text: h.name });
+        // Through the CSSOM: the page's CSP refuses style attributes.
+        part.style.flexGrow = String(h.layers / total);
+        return part;
+      })),
+    el('ul', { class: 'holders' },
+      ...p.holders.map((h) => el('li', { text: `${h.name}${h.head ? ' (head)' : ''}: ${range(h)}` }))),
+    p.detail ? el('p', { class: 'hint', text: p.detail }) : null);
+}
+
 function renderSwarm(view) {
   const workers = view.workers || [];
   names.clear();
@@ -442,6 +460,7 @@ function renderSwarm(view) {
         ...row('Id', v.id)));
   });
   $('nodes').replaceChildren(...items);
+  $('pools').replaceChildren(...(view.pools || []).map(renderPool));
   const parts = Object.entries(counts).map(([s, n]) => `${n} ${s}`);
   $('swarm-summary').textContent = workers.length
     ? `${workers.length} node${workers.length === 1 ? '' : 's'}: ${parts.join(', ')}`

@@ -125,6 +125,7 @@ mod tests {
                 forget_after_ms: None,
                 models: vec![],
                 workers: vec![],
+                pools: vec![],
             }
         }
         fn metrics(&self) -> String {

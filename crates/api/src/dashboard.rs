@@ -225,6 +225,7 @@ mod tests {
                     status: None,
                     left_at_ms: None,
                 }],
+                pools: vec![],
             }
         }
 

@@ -36,6 +36,7 @@ impl Inference for Refuse {
             forget_after_ms: None,
             models: Vec::new(),
             workers: Vec::new(),
+            pools: vec![],
         }
     }
 

@@ -189,6 +189,11 @@ impl Gateway {
         *lock(&self.inner.knowledge) = Some((name.into(), kb));
     }
 
+    /// Every registered worker, connected or departed.
+    pub fn members(&self) -> Vec<Arc<dyn Worker>> {
+        lock(&self.inner.workers).clone()
+    }
+
     /// Removes a worker.
     pub fn remove_worker(&self, id: &str) {
         lock(&self.inner.workers).retain(|x| x.id() != id);
@@ -356,6 +361,28 @@ impl Inner {
         }
     }
 
+    /// Why a job for `model` cannot run now, when the only way to serve it is a pooled model
+    /// that is not ready (waiting for devices, or loading): said at once, in the planner's
+    /// words, rather than after the job waited in the queue.
+    fn pool_not_ready(&self, model: Option<&str>) -> Option<String> {
+        let model = model?;
+        let view = self.view();
+        let servable = view.workers.iter().any(|w| {
+            matches!(view.check(w, Some(model)), Ok(()) | Err(nova_router::Ineligible::Busy))
+        });
+        if servable {
+            return None;
+        }
+        let pool = lock(&self.workers)
+            .iter()
+            .filter_map(|w| w.pool())
+            .find(|p| p.model == model && p.state != "ready")?;
+        Some(match pool.detail {
+            Some(why) => format!("model {model} is pooled across the swarm and not ready: {why}"),
+            None => format!("model {model} is pooled across the swarm and still {}", pool.state),
+        })
+    }
+
     fn refuse(&self, job: &Job, err: InferError) -> InferError {
         self.metrics.request(strategy_name(job.strategy), err.kind(), 0.0, None, 0);
         err
@@ -429,6 +456,10 @@ impl Inference for Gateway {
                 true => Some(inner.ground(&mut job).await.map_err(|e| inner.refuse(&job, e))?),
                 false => None,
             };
+            if let Some(detail) = inner.pool_not_ready(job.model.as_deref()) {
+                let e = InferError::NoCapacity { detail, retry_after_s: 5 };
+                return Err(inner.refuse(&job, e));
+            }
             let (job, auto) = inner.resolve_auto(job);
             let (permit, started, tried) =
                 inner.clone().admit(job.clone()).await.map_err(|e| inner.refuse(&job, e))?;

@@ -103,6 +103,9 @@ pub struct GatewayNodeConfig {
     /// This node's documents, shared with grounded requests under the given name
     /// (`--share-knowledge`); `None` shares none.
     pub knowledge: Option<(String, Arc<dyn crate::KnowledgeBase>)>,
+    /// A model pooled across this node and workers that offer memory (`--pool`); `None`
+    /// pools none.
+    pub pool: Option<crate::PoolSpec>,
 }
 
 /// What the local worker turned out to be.
@@ -195,6 +198,16 @@ impl GatewayNode {
             })?
             .map_err(|e| SpawnError::P2p(e.to_string()))?;
         gateway.set_refused_counter(p2p.refused_counter());
+        let pool = match config.pool.clone() {
+            Some(spec) => {
+                let pool = crate::PooledWorker::new(spec)
+                    .map_err(|e| SpawnError::Engine(format!("the pooled model: {e}")))?;
+                let pool = Arc::new(pool);
+                gateway.add_worker(pool.clone());
+                Some(pool)
+            }
+            None => None,
+        };
 
         let cancel = CancellationToken::new();
         let failure = Arc::new(Mutex::new(None));
@@ -214,6 +227,14 @@ impl GatewayNode {
             bounds,
             cancel.child_token(),
         ));
+        if let Some(pool) = pool {
+            tasks.spawn(crate::pool::run(
+                pool,
+                gateway.clone(),
+                p2p.control(),
+                cancel.child_token(),
+            ));
+        }
         let every = (forget_after / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
         tasks.spawn(membership::sweep(gateway.clone(), every, cancel.child_token()));
         if let Some(shelf) = &shelf {

@@ -89,6 +89,10 @@ impl crate::Worker for RemoteWorker {
         Some(RemoteWorker::status(self))
     }
 
+    fn peer(&self) -> Option<PeerId> {
+        Some(self.peer)
+    }
+
     fn departure(&self) -> Option<crate::Departure> {
         let s = lock(&self.state);
         s.left_at_ms.map(|left_at_ms| crate::Departure { left_at_ms, last_seen_ms: s.last_seen_ms })

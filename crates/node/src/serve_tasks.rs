@@ -70,7 +70,7 @@ fn status(engine: &dyn Engine, info: &WorkerInfo) -> Status {
     }
 }
 
-fn mem_available_mb() -> Option<u64> {
+pub(crate) fn mem_available_mb() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb / 1024)

@@ -50,5 +50,6 @@ pub(crate) fn build(
         forget_after_ms: Some(forget_after_ms),
         models: cluster.models(),
         workers: entries,
+        pools: workers.iter().filter_map(|w| w.pool()).collect(),
     }
 }

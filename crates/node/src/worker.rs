@@ -28,6 +28,14 @@ pub trait Worker: Send + Sync + fmt::Debug + 'static {
     fn departure(&self) -> Option<Departure> {
         None
     }
+    /// The node's p2p identity, for a worker on another device.
+    fn peer(&self) -> Option<nova_p2p::PeerId> {
+        None
+    }
+    /// For a model pooled across devices: who holds which layers, and whether it is ready.
+    fn pool(&self) -> Option<nova_proto::PoolView> {
+        None
+    }
     /// Asks the worker's node for passages of the documents it shares. `None` when it shares
     /// none (or is gone). The caller bounds the time.
     fn retrieve(

@@ -21,6 +21,40 @@ pub struct SwarmView {
     pub models: Vec<String>,
     /// The workers, in the order they joined.
     pub workers: Vec<SwarmWorker>,
+    /// Models pooled across devices (`nova serve --pool`): who holds which layers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<PoolView>,
+}
+
+/// A model whose layers are split across devices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolView {
+    /// The model.
+    pub model: String,
+    /// `ready` (answering), `loading`, or `waiting` (not enough memory offered yet).
+    pub state: String,
+    /// Why it is not ready, or what it last lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The model's layers.
+    pub layers: u32,
+    /// Who holds what, in layer order: the head (this gateway) first.
+    pub holders: Vec<PoolHolder>,
+}
+
+/// One device's part of a pooled model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolHolder {
+    /// Its worker id (the gateway's own name for the head).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its first layer.
+    pub first_layer: u32,
+    /// How many layers it holds.
+    pub layers: u32,
+    /// Whether it is the head (embeddings, output and the first layers).
+    pub head: bool,
 }
 
 /// One worker in a [`SwarmView`].

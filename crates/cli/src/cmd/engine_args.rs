@@ -53,9 +53,19 @@ pub(crate) async fn resolve_model(
     global: &Global,
     args: &EngineArgs,
 ) -> anyhow::Result<ModelEntry> {
+    resolve_name(global, &args.model, args.no_pull).await
+}
+
+/// Resolves the model called `model` (catalog name or GGUF path), pulling a missing catalog
+/// model unless `no_pull`.
+pub(crate) async fn resolve_name(
+    global: &Global,
+    model: &str,
+    no_pull: bool,
+) -> anyhow::Result<ModelEntry> {
     let cache = Cache::new(&global.data_dir()?);
-    match cache.resolve(&args.model) {
-        Err(CacheError::NotPulled { name, .. }) if !args.no_pull => {
+    match cache.resolve(model) {
+        Err(CacheError::NotPulled { name, .. }) if !no_pull => {
             eprintln!("model {name} is not in the cache yet; pulling it (once)");
             let model = catalog::find(&name).context("catalog changed under us")?;
             let dir = cache.dir().to_path_buf();

@@ -71,6 +71,21 @@ pub(crate) struct Args {
     /// Passages retrieved for a grounded request (the model's window may take fewer).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
     rag_k: u32,
+    /// Pool this model (catalog name or GGUF path) across this node and the workers that offer
+    /// memory: this node keeps the embeddings, output and first layers, workers the rest. It
+    /// answers once the swarm offers enough memory; `nova status` shows who holds which layers.
+    #[arg(long, value_name = "MODEL")]
+    pool: Option<String>,
+    /// Most memory, in MiB, this node gives the pooled model (default: half of what is free).
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=nova_proto::MAX_POOL_OFFER_MB))]
+    max_ram: Option<u64>,
+    /// Context window of the pooled model, in tokens.
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(64..=131_072))]
+    pool_ctx: u32,
+    /// A worker holding layers that does not answer within this is dropped from the pool, which
+    /// is then planned again without it (e.g. 30s).
+    #[arg(long, default_value = "60s", value_parser = duration_arg::parse)]
+    shard_timeout: Duration,
     /// Jobs running at once before new ones get 429.
     #[arg(long, default_value_t = 64)]
     max_in_flight: usize,
@@ -156,6 +171,22 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         true => Some((hostname(), super::rag::shared(&data_dir)?)),
         false => None,
     };
+    let pool = match &args.pool {
+        Some(name) => {
+            let entry = engine_args::resolve_name(global, name, args.engine.no_pull).await?;
+            Some(nova_node::PoolSpec {
+                model: entry.name.clone(),
+                path: entry.path.clone(),
+                max_ram_mb: args.max_ram.unwrap_or(nova_proto::MAX_POOL_OFFER_MB),
+                n_ctx: args.pool_ctx,
+                threads: args.engine.threads,
+                reply_timeout: args.shard_timeout,
+                replan_every: Duration::from_secs(2),
+                head_name: hostname(),
+            })
+        }
+        None => None,
+    };
     let local = if args.no_local {
         None
     } else {
@@ -189,10 +220,17 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         local,
         max_members: args.max_workers,
         knowledge,
+        pool: pool.clone(),
     };
     let node = GatewayNode::spawn(config).await?;
     if let Some(l) = node.local() {
         eprintln!("local worker: {} at {:.0} tokens/s", l.model, l.tokens_per_s);
+    }
+    if let Some(p) = &pool {
+        say!(
+            "pooling {} across the swarm: it answers once workers offer enough memory (see nova status)",
+            p.model
+        );
     }
     say!("nova gateway listening on http://{}", node.http_addr());
     for a in node.p2p_addrs() {

@@ -97,6 +97,18 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
             wk.id,
         );
     }
+    for p in &view.pools {
+        println!();
+        println!("POOLED MODEL {} ({} layers): {}", p.model, p.layers, p.state);
+        for h in &p.holders {
+            let role = if h.head { "head" } else { "shard" };
+            let last = (h.first_layer + h.layers).saturating_sub(1);
+            println!("  {:<20} {:<6} layers {}-{}", h.name, role, h.first_layer, last);
+        }
+        if let Some(why) = &p.detail {
+            println!("  {why}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

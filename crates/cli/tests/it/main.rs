@@ -15,6 +15,7 @@ mod knowledge;
 mod lan;
 mod logs;
 mod model;
+mod pool;
 mod rag;
 mod secret_file;
 mod serve;

@@ -97,6 +97,7 @@ pub(crate) fn gateway_node_config(
         }),
         max_members: 8,
         knowledge,
+        pool: None,
     }
 }
 
