@@ -139,9 +139,11 @@ void rpc_dispatcher::start(const std::string & endpoint) {
     },
     Edit {
         anchor: "    sock = socket_t::connect(host.c_str(), port);\n",
+        // -2 from the hook: not an endpoint nova routes; dial it as stock ggml-rpc does (the
+        // benchmark's reference path to a plain TCP `nova rpc-shard --listen`).
         with: "    nova_rpc_connect_fn nova_connect = nova_connect_hook.load();\n    \
-               sock = nova_connect ? socket_t::from_fd(nova_connect(endpoint.c_str(), nova_hook_ud.load()))\n                        \
-               : socket_t::connect(host.c_str(), port);\n",
+               int nova_fd = nova_connect ? nova_connect(endpoint.c_str(), nova_hook_ud.load()) : -2;\n    \
+               sock = nova_fd != -2 ? socket_t::from_fd(nova_fd) : socket_t::connect(host.c_str(), port);\n",
     },
     Edit {
         anchor: "void ggml_backend_rpc_get_device_memory(const char * endpoint, uint32_t device, size_t * free, size_t * total) {\n",

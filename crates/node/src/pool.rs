@@ -149,10 +149,20 @@ impl Worker for PooledWorker {
 
     fn pool(&self) -> Option<PoolView> {
         let state = lock(&self.state);
-        let (name, detail, plan) = match &*state {
-            State::Waiting { why } => ("waiting", Some(why.clone()), None),
-            State::Loading { plan } => ("loading", None, Some(plan)),
-            State::Ready { plan, .. } => ("ready", None, Some(plan)),
+        let (name, detail, plan, links) = match &*state {
+            State::Waiting { why } => ("waiting", Some(why.clone()), None, &[][..]),
+            State::Loading { plan } => ("loading", None, Some(plan), &[][..]),
+            State::Ready { plan, shards, .. } => ("ready", None, Some(plan), &shards[..]),
+        };
+        let traffic = |id: &str| {
+            links.iter().find(|s| s.id == id).map(|s| {
+                let t = s.link.traffic();
+                nova_proto::ShardTraffic {
+                    round_trips: t.round_trips,
+                    bytes_to_shard: t.bytes_to_shard,
+                    bytes_from_shard: t.bytes_from_shard,
+                }
+            })
         };
         let mut holders = Vec::new();
         if let Some(plan) = plan {
@@ -162,6 +172,7 @@ impl Worker for PooledWorker {
                 first_layer: 0,
                 layers: plan.head_layers,
                 head: true,
+                traffic: None,
             });
             holders.extend(plan.shards.iter().map(|s| PoolHolder {
                 id: s.id.clone(),
@@ -169,6 +180,7 @@ impl Worker for PooledWorker {
                 first_layer: s.first_layer,
                 layers: s.layers,
                 head: false,
+                traffic: traffic(&s.id),
             }));
         }
         Some(PoolView {

@@ -18,5 +18,7 @@ pub use request::{
     SamplingParams, TaskId, ValidRequest, ValidationError, MAX_TAGS_READ, TOO_MANY_TAGS,
 };
 pub use strategy::Strategy;
-pub use swarm::{PoolHolder, PoolView, SwarmView, SwarmWorker, WorkerState, WorkerSummary};
+pub use swarm::{
+    PoolHolder, PoolView, ShardTraffic, SwarmView, SwarmWorker, WorkerState, WorkerSummary,
+};
 pub use token::{FinishReason, TokenEvent, Usage};

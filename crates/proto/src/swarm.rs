@@ -55,6 +55,20 @@ pub struct PoolHolder {
     pub layers: u32,
     /// Whether it is the head (embeddings, output and the first layers).
     pub head: bool,
+    /// For a shard: its link's traffic since the pool loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<ShardTraffic>,
+}
+
+/// What went over one shard's link: a benchmark subtracts two readings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardTraffic {
+    /// Requests whose reply the head waited for: one network round trip each.
+    pub round_trips: u64,
+    /// Bytes sent to the shard.
+    pub bytes_to_shard: u64,
+    /// Bytes the shard sent back.
+    pub bytes_from_shard: u64,
 }
 
 /// One worker in a [`SwarmView`].

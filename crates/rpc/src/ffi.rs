@@ -27,6 +27,15 @@ unsafe extern "C" {
     /// Added by build.rs: serves one client on `fd` (and closes it).
     fn nova_rpc_serve_fd(fd: c_int, dev: sys::ggml_backend_dev_t, n_threads: usize) -> c_int;
     /// Added by build.rs: where the client gets its sockets and device memory figures.
+    /// Stock ggml-rpc: binds `endpoint` (`host:port`) and serves clients one after another,
+    /// forever.
+    fn ggml_backend_rpc_start_server(
+        endpoint: *const c_char,
+        cache_dir: *const c_char,
+        n_threads: usize,
+        n_devices: usize,
+        devices: *mut sys::ggml_backend_dev_t,
+    );
     fn nova_rpc_set_client_hooks(
         connect: Option<unsafe extern "C" fn(*const c_char, *mut c_void) -> c_int>,
         memory: Option<
@@ -47,7 +56,8 @@ pub trait Route: Send + Sync {
 }
 
 struct Endpoint {
-    route: Arc<dyn Route>,
+    /// `None`: a plain TCP `ip:port` ggml-rpc server, dialled by ggml-rpc itself.
+    route: Option<Arc<dyn Route>>,
     /// What the device reports as its memory, in bytes, when set. llama.cpp divides the
     /// offloaded layers among devices in proportion to it.
     memory: Option<u64>,
@@ -64,7 +74,7 @@ fn endpoints() -> MutexGuard<'static, HashMap<String, Endpoint>> {
 /// allocation caches are never freed), so a new pool should use new names.
 pub fn add_route(endpoint: &str, route: Arc<dyn Route>) {
     install_hooks();
-    endpoints().insert(endpoint.to_owned(), Endpoint { route, memory: None });
+    endpoints().insert(endpoint.to_owned(), Endpoint { route: Some(route), memory: None });
 }
 
 /// Forgets `endpoint`: later connections to it fail (and ggml-rpc aborts on a failed
@@ -83,16 +93,15 @@ fn install_hooks() {
 }
 
 /// ggml-rpc's dispatcher calls this instead of dialling. -1 makes it abort the process, so
-/// routes return a socket even for a dead shard (the bridge then answers for it).
+/// routes return a socket even for a dead shard (the bridge then answers for it); -2 (a name
+/// with no route) lets it dial `host:port` over TCP as stock ggml-rpc does.
 unsafe extern "C" fn connect_hook(endpoint: *const c_char, _ud: *mut c_void) -> c_int {
     catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: ggml-rpc passes `endpoint.c_str()` of a live std::string.
         let name = unsafe { CStr::from_ptr(endpoint) }.to_string_lossy();
-        let route = endpoints().get(name.as_ref()).map(|e| e.route.clone());
-        let Some(route) = route else {
-            tracing::error!(endpoint = %name, "ggml-rpc asked for an endpoint nova never routed");
-            return -1;
-        };
+        let route = endpoints().get(name.as_ref()).and_then(|e| e.route.clone());
+        // Not routed: a plain `host:port` ggml-rpc server, dialled by ggml-rpc itself.
+        let Some(route) = route else { return -2 };
         match route.connect() {
             Ok(fd) => fd.into_raw_fd(),
             Err(e) => {
@@ -148,6 +157,23 @@ pub fn serve(socket: OwnedFd, threads: usize) -> Result<(), Error> {
     }
 }
 
+/// Serves ggml-rpc on TCP `endpoint` exactly as llama.cpp's own `rpc-server` does (the same
+/// stock function), with no checks of any kind: the benchmarks' reference for nova's tunnel.
+/// Never returns unless the port cannot be bound.
+pub fn serve_tcp(endpoint: &str, threads: usize) -> Result<(), Error> {
+    let name = CString::new(endpoint).map_err(|_| Error::BadName(endpoint.to_owned()))?;
+    // SAFETY: as in `serve`.
+    let mut cpu = unsafe { sys::ggml_backend_dev_by_type(sys::GGML_BACKEND_DEVICE_TYPE_CPU) };
+    if cpu.is_null() {
+        return Err(Error::NoCpu);
+    }
+    // SAFETY: `name` lives across the call; one valid device pointer is passed with count 1.
+    unsafe {
+        ggml_backend_rpc_start_server(name.as_ptr(), std::ptr::null(), threads.max(1), 1, &mut cpu)
+    };
+    Err(Error::Serve(-3))
+}
+
 /// Shards for one load: each endpoint name (already routed by [`add_route`]) and the number of
 /// layers llama.cpp should put on it.
 #[derive(Debug, Clone)]
@@ -177,7 +203,15 @@ pub fn with_devices<R>(shards: &[Shard], load: impl FnOnce(&[usize]) -> R) -> Re
     for (i, s) in shards.iter().enumerate() {
         {
             let mut map = endpoints();
-            let e = map.get_mut(&s.endpoint).ok_or_else(|| Error::NotRouted(s.endpoint.clone()))?;
+            // A plain `ip:port` is a stock TCP server (the benchmarks' reference); any other
+            // name must have been routed.
+            if !map.contains_key(&s.endpoint) {
+                if s.endpoint.parse::<std::net::SocketAddr>().is_err() {
+                    return Err(Error::NotRouted(s.endpoint.clone()));
+                }
+                map.insert(s.endpoint.clone(), Endpoint { route: None, memory: None });
+            }
+            let e = map.get_mut(&s.endpoint).expect("inserted above");
             let last = u64::from(i + 1 == shards.len());
             e.memory = Some((u64::from(s.layers) + last) << 20);
         }

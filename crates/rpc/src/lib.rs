@@ -13,7 +13,7 @@ mod ffi;
 pub mod wire;
 
 pub use bridge::{shard, Link, ShardError, Traffic};
-pub use ffi::{add_route, remove_route, serve, with_devices, Route, Shard};
+pub use ffi::{add_route, remove_route, serve, serve_tcp, with_devices, Route, Shard};
 
 /// What can go wrong setting up ggml-rpc.
 #[derive(Debug, thiserror::Error)]

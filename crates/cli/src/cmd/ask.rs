@@ -48,6 +48,9 @@ pub(crate) struct Args {
     /// Print token counts and speed to stderr at the end.
     #[arg(long)]
     stats: bool,
+    /// Generate all --max-tokens, past the model's end of text (for measuring speed).
+    #[arg(long)]
+    ignore_eos: bool,
     /// Answer from this device's indexed documents (`nova rag add`): the best passages go in
     /// the prompt and the sources used are printed after the answer.
     #[arg(long)]
@@ -108,6 +111,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         max_tokens: args.max_tokens,
         stop: args.stop.clone(),
         repeat_penalty: args.repeat_penalty,
+        ignore_eos: args.ignore_eos,
         ..SamplingParams::default()
     };
     let id = TaskId(

@@ -46,6 +46,41 @@ pub(crate) struct EngineArgs {
     /// Fail instead of pulling a missing catalog model.
     #[arg(long)]
     pub(crate) no_pull: bool,
+    /// Benchmarks only: put LAYERS of the model's last layers on a plain-TCP ggml-rpc server at
+    /// 127.0.0.1:PORT (`nova rpc-shard --listen`), as llama.cpp's own --rpc split does.
+    /// Repeatable; in layer order.
+    #[arg(long, hide = true, value_name = "127.0.0.1:PORT=LAYERS", value_parser = parse_rpc)]
+    pub(crate) rpc: Vec<(std::net::SocketAddrV4, u32)>,
+}
+
+fn parse_rpc(s: &str) -> Result<(std::net::SocketAddrV4, u32), String> {
+    let (addr, layers) = s.split_once('=').ok_or("expected 127.0.0.1:PORT=LAYERS")?;
+    let addr: std::net::SocketAddrV4 = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    if !addr.ip().is_loopback() {
+        return Err("only loopback ggml-rpc servers (nova's own shards go over the swarm)".into());
+    }
+    let layers: u32 = layers.parse().map_err(|e| format!("{layers}: {e}"))?;
+    if !(1..=4096).contains(&layers) {
+        return Err("LAYERS must be 1 to 4096".into());
+    }
+    Ok((addr, layers))
+}
+
+/// The plain-TCP shards `--rpc` names.
+fn tcp_shards(args: &EngineArgs) -> Vec<nova_rpc::Shard> {
+    args.rpc
+        .iter()
+        .map(|(addr, layers)| nova_rpc::Shard {
+            endpoint: addr.to_string(),
+            layers: *layers,
+            // Never marked lost: a stock connection has no bridge (a dead server aborts).
+            link: nova_rpc::Link::new(
+                addr.to_string(),
+                Default::default(),
+                std::time::Duration::from_secs(365 * 86_400),
+            ),
+        })
+        .collect()
 }
 
 /// Resolves the model, pulling a missing catalog model unless `no_pull`.
@@ -94,7 +129,8 @@ async fn llama_config(global: &Global, args: &EngineArgs) -> anyhow::Result<Llam
     Ok(LlamaConfig::new(&entry.path, &entry.name)
         .with_threads(args.threads)
         .with_n_ctx(args.ctx)
-        .with_parallel(args.parallel))
+        .with_parallel(args.parallel)
+        .with_shards(tcp_shards(args)))
 }
 
 /// Loads the embedded llama.cpp engine for `args.model`.

@@ -120,3 +120,129 @@ async fn a_pooled_model_is_refused_until_enough_memory_joins_then_answers_as_one
         assert!(status_text.contains(&row), "{row} missing: {status_text}");
     }
 }
+
+/// Socket inodes a process has open.
+fn socket_inodes(pid: u32) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return vec![] };
+    dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            l.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_owned)
+        })
+        .collect()
+}
+
+/// Inodes of every listening socket on this machine: TCP (state 0A) and unix (flag
+/// __SO_ACCEPTCON, 00010000).
+fn listening_inodes() -> Vec<String> {
+    let mut out = Vec::new();
+    for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        for line in std::fs::read_to_string(f).unwrap_or_default().lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.get(3) == Some(&"0A") {
+                out.extend(cols.get(9).map(|s| s.to_string()));
+            }
+        }
+    }
+    for line in std::fs::read_to_string("/proc/net/unix").unwrap_or_default().lines().skip(1) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.get(3) == Some(&"00010000") {
+            out.extend(cols.get(6).map(|s| s.to_string()));
+        }
+    }
+    out
+}
+
+/// The `nova rpc-shard` processes `worker` started.
+fn shard_processes(worker: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return vec![] };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            // Field 4 of stat, after the parenthesised name, is the parent pid.
+            let parent = stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1));
+            parent == Some(&worker.to_string()) && cmd.contains("rpc-shard")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_pooled_shard_listens_nowhere_and_its_loss_ends_the_answer_then_the_pool_replans() {
+    let (_gateway, url, join) = spawn_gateway(
+        TOKEN,
+        SECRET,
+        &[
+            "--pool",
+            "smollm2-135m",
+            "--max-ram",
+            "90",
+            "--pool-ctx",
+            "1024",
+            "--shard-timeout",
+            "10s",
+        ],
+    );
+    // Three workers where two suffice: the planner takes the fewest, the third is spare.
+    let a = shard_worker(&join, "shard-a", "70");
+    let b = shard_worker(&join, "shard-b", "70");
+    let c = shard_worker(&join, "shard-c", "70");
+    let pool = wait_pool(&url, "ready", |p| p["state"] == "ready").await;
+    let holders: Vec<String> = pool["holders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(holders.len(), 3, "the head and the fewest shards: {pool}");
+    let (status, first) = crate::submit(&url, TOKEN, &greedy()).await;
+    assert_eq!(status, 200, "{first}");
+
+    // The ggml-rpc server of each session is a process of its own that no other local process
+    // can reach: it has no listening socket at all (its only socket is the socketpair end the
+    // worker gave it), so there is nothing to connect to.
+    let listening = listening_inodes();
+    let mut servers = 0;
+    for w in [&a, &b, &c] {
+        for pid in shard_processes(w.child.id()) {
+            servers += 1;
+            let sockets = socket_inodes(pid);
+            assert!(!sockets.is_empty(), "rpc-shard {pid} has its session socket");
+            for s in &sockets {
+                assert!(!listening.contains(s), "rpc-shard {pid} listens on socket {s}");
+            }
+        }
+    }
+    assert!(servers >= 2, "each shard holding layers runs a server process ({servers})");
+
+    // A long answer; one of the pool's shards dies under it.
+    let victim = if holders.contains(&"shard-a".to_owned()) { a } else { b };
+    let long = json!({"model": "smollm2-135m", "prompt": "Write a long story.",
+                      "params": {"temperature": 0, "max_tokens": 1500, "ignore_eos": true}});
+    let asked = tokio::spawn({
+        let url = url.clone();
+        async move { crate::submit(&url, TOKEN, &long).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let started = Instant::now();
+    drop(victim); // SIGKILLs the worker; its rpc-shard child loses its socket and exits
+    let (status, v) = tokio::time::timeout(Duration::from_secs(30), asked)
+        .await
+        .expect("the answer ends within 30 s of the loss")
+        .expect("join");
+    println!("after the loss ({:?}): {status} {v}", started.elapsed());
+    assert_ne!(status, 200, "an answer with a lost shard cannot be complete: {v}");
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("lost") || message.contains("shard"), "{v}");
+
+    // The pool is planned again over the spare worker and answers as before.
+    let pool = wait_pool(&url, "ready again", |p| {
+        p["state"] == "ready"
+            && p["holders"].as_array().is_some_and(|h| h.iter().any(|x| x["name"] == "shard-c"))
+    })
+    .await;
+    println!("re-planned: {pool}");
+    let (status, again) = crate::submit(&url, TOKEN, &greedy()).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["text"], first["text"], "the re-planned pool answers as before");
+}
