@@ -290,7 +290,9 @@ fn ensure_healthy(pool: &PooledWorker, gateway: &Gateway) -> bool {
     let why = if let Some((s, lost)) = shards.iter().find_map(|s| s.link.lost().map(|w| (s, w))) {
         Some(format!("shard {} was lost ({lost}); planning again without it", s.id))
     } else if let Some(s) = shards.iter().find(|s| !live.iter().any(|o| o.view.id == s.id)) {
-        // Paused by its guard, gone, stale, or it stopped offering memory.
+        // Paused by its guard, gone, stale, or it stopped offering memory. Marking its link
+        // lost ends the answers in progress at their next token with this reason.
+        s.link.mark_lost("it can no longer hold layers: paused by its device guard, gone, or no longer offering memory");
         Some(format!("shard {} can no longer hold layers; planning again without it", s.id))
     } else if !engine.health().alive {
         Some("the split model stopped; planning again".into())

@@ -86,7 +86,8 @@ async fn session(stream: nova_p2p::Stream, config: &ShardHostConfig) -> Result<(
         .map_err(|e| format!("cannot start {}: {e}", config.program.display()))?;
     ours.set_nonblocking(true).map_err(|e| e.to_string())?;
     let ours = tokio::net::UnixStream::from_std(ours).map_err(|e| e.to_string())?;
-    let outcome = nova_rpc::shard(stream.compat(), ours, config.limits).await;
+    let budget = config.max_ram_mb.saturating_mul(1 << 20);
+    let outcome = nova_rpc::shard(stream.compat(), ours, config.limits, budget).await;
     // The session is over either way: its buffers go with the process.
     let _ = child.kill().await;
     outcome.map_err(|e| e.to_string())

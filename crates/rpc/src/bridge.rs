@@ -314,30 +314,71 @@ pub enum ShardError {
 }
 
 /// Carries one session between the head's transport and the local ggml-rpc server's socket,
-/// checking every frame from the head first. Returns when either side ends; an error means
-/// the head broke the protocol or the bounds, and the server process should be ended.
-pub async fn shard<H, C>(head: H, server: C, limits: FrameLimits) -> Result<(), ShardError>
+/// checking every frame from the head first, and holding the buffers the server allocates to
+/// `budget` bytes: an allocation past it gets a null buffer without reaching the server, which
+/// llama.cpp on the head reports as a failed allocation. Returns when either side ends; an
+/// error means the head broke the protocol or the bounds (or the server did), and the server
+/// process should be ended.
+pub async fn shard<H, C>(
+    head: H,
+    server: C,
+    limits: FrameLimits,
+    budget: u64,
+) -> Result<(), ShardError>
 where
     H: AsyncRead + AsyncWrite,
     C: AsyncRead + AsyncWrite,
 {
     let (mut hr, mut hw) = tokio::io::split(head);
     let (mut sr, mut sw) = tokio::io::split(server);
-    let requests = async {
-        let mut header = [0u8; 9];
-        let mut buf = vec![0u8; CHUNK];
-        let mut first = true;
-        loop {
-            if hr.read_exact(&mut header).await.is_err() {
-                return Ok(()); // the head closed
+    let mut header = [0u8; 9];
+    let mut payload = Vec::new();
+    let mut buf = vec![0u8; CHUNK];
+    // Buffers the server holds for this session: remote pointer -> bytes.
+    let mut buffers = std::collections::HashMap::<u64, u64>::new();
+    let mut held = 0u64;
+    let mut first = true;
+    loop {
+        if hr.read_exact(&mut header).await.is_err() {
+            return Ok(()); // the head closed
+        }
+        if first && header[0] != cmd::HELLO {
+            return Err(ShardError::NoHello);
+        }
+        first = false;
+        let size = u64::from_le_bytes(header[1..].try_into().expect("8 bytes"));
+        let req = wire::request(header[0], size, &limits).map_err(ShardError::Refused)?;
+        let small = size as usize <= CHUNK;
+        if small {
+            payload.resize(size as usize, 0);
+            hr.read_exact(&mut payload).await?;
+        }
+        match req.cmd {
+            cmd::ALLOC_BUFFER => {
+                let want = u64::from_le_bytes(payload[4..12].try_into().expect("12 bytes"));
+                if held.saturating_add(want) > budget {
+                    tracing::warn!(
+                        want,
+                        held,
+                        budget,
+                        "a buffer past this shard's --max-ram; refused"
+                    );
+                    hw.write_all(&16u64.to_le_bytes()).await?;
+                    hw.write_all(&[0u8; 16]).await?;
+                    hw.flush().await?;
+                    continue;
+                }
             }
-            if first && header[0] != cmd::HELLO {
-                return Err(ShardError::NoHello);
+            cmd::FREE_BUFFER => {
+                let ptr = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes"));
+                held -= buffers.remove(&ptr).unwrap_or(0);
             }
-            first = false;
-            let size = u64::from_le_bytes(header[1..].try_into().expect("8 bytes"));
-            wire::request(header[0], size, &limits).map_err(ShardError::Refused)?;
-            sw.write_all(&header).await?;
+            _ => {}
+        }
+        sw.write_all(&header).await?;
+        if small {
+            sw.write_all(&payload).await?;
+        } else {
             let mut left = size;
             while left > 0 {
                 let n = left.min(CHUNK as u64) as usize;
@@ -345,16 +386,34 @@ where
                 sw.write_all(&buf[..n]).await?;
                 left -= n as u64;
             }
-            sw.flush().await?;
         }
-    };
-    let replies = async {
-        tokio::io::copy(&mut sr, &mut hw).await?;
-        hw.shutdown().await?;
-        Ok::<_, ShardError>(())
-    };
-    tokio::select! {
-        r = requests => r,
-        r = replies => r,
+        sw.flush().await?;
+        let want = match req.reply {
+            Reply::None => continue,
+            Reply::Fixed(n) => n,
+            Reply::TensorData => {
+                wire::tensor_reply_size(&payload, &limits).map_err(ShardError::Refused)?
+            }
+        };
+        let got = sr.read_u64_le().await?;
+        if got != want {
+            let e = wire::WireError::BadReply { cmd: req.cmd, expected: want, got };
+            return Err(ShardError::Io(io::Error::new(io::ErrorKind::InvalidData, e)));
+        }
+        hw.write_all(&got.to_le_bytes()).await?;
+        if req.cmd == cmd::ALLOC_BUFFER {
+            let mut reply = [0u8; 16];
+            sr.read_exact(&mut reply).await?;
+            let ptr = u64::from_le_bytes(reply[..8].try_into().expect("8 bytes"));
+            let bytes = u64::from_le_bytes(reply[8..].try_into().expect("8 bytes"));
+            if ptr != 0 {
+                held += bytes;
+                buffers.insert(ptr, bytes);
+            }
+            hw.write_all(&reply).await?;
+        } else {
+            tokio::io::copy(&mut (&mut sr).take(want), &mut hw).await?;
+        }
+        hw.flush().await?;
     }
 }

@@ -303,7 +303,12 @@ fn load_model(backend: &LlamaBackend, config: &LlamaConfig) -> Result<LlamaModel
         // the last shard then returns one hidden state per token (2 KiB for SmolLM2) instead of
         // the logits (192 KiB; 1 MiB for Gemma 3's vocabulary).
         params.as_mut().add_cpu_buft_override(c"^(output|token_embd)\\.weight$");
-        LlamaModel::load_from_file(backend, &config.model_path, &params).map_err(rejected)
+        LlamaModel::load_from_file(backend, &config.model_path, &params).map_err(|e| {
+            format!(
+                "llama.cpp could not load the model split across its shards ({e}): the file \
+                 may be damaged, or a shard refused a buffer past its --max-ram"
+            )
+        })
     })
     .map_err(|e| format!("the layer split could not start: {e}"))?
 }

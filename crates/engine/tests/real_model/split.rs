@@ -34,7 +34,7 @@ impl Route for InProcess {
             let ours = tokio::net::UnixStream::from_std(ours)?;
             tokio::spawn(async move {
                 tokio::select! {
-                    r = nova_rpc::shard(shard, ours, wire::FrameLimits::default()) => {
+                    r = nova_rpc::shard(shard, ours, wire::FrameLimits::default(), u64::MAX) => {
                         if let Err(e) = r { panic!("the shard refused our own head: {e}") }
                     }
                     () = kill.notified() => {}
