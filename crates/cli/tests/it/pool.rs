@@ -12,15 +12,30 @@ const TOKEN: &str = "pool-token";
 const SECRET: &str = "pool-secret";
 const PROMPT: &str = "Name three rivers in Europe.";
 
-/// A worker whose own model is Gemma 3, so requests for SmolLM2 can only reach the pool.
-fn shard_worker(join: &str, name: &str, max_ram: &str) -> crate::Proc {
+/// The flags of a worker whose own model is Gemma 3, offering `max_ram` MiB.
+fn shard_worker_args<'a>(join: &'a str, name: &'a str, max_ram: &'a str) -> Vec<&'a str> {
     let mut args = crate::worker_args(join, SECRET, name);
     let model = args.iter().position(|a| *a == "smollm2-135m").expect("the default model");
     args[model] = "gemma3-270m";
     args.extend_from_slice(&["--max-ram", max_ram]);
-    let w = crate::spawn(1, &args);
+    args
+}
+
+/// A worker whose own model is Gemma 3, so requests for SmolLM2 can only reach the pool.
+fn shard_worker(join: &str, name: &str, max_ram: &str) -> crate::Proc {
+    let w = crate::spawn(1, &shard_worker_args(join, name, max_ram));
     w.wait_for("worker ");
     w
+}
+
+/// A gateway pooling SmolLM2 with 90 MiB of its own, with `extra` flags. SmolLM2 needs about
+/// 77 MiB on the head for its embeddings and compute buffers, and about 2.9 MiB per layer
+/// (weights and a 1024-token KV cache): 90 MiB on the head and 70 on each worker (16 of them
+/// for compute buffers) fit its 30 layers only with two workers.
+fn pool_gateway(extra: &[&str]) -> (crate::Proc, String, String) {
+    let mut args = vec!["--pool", "smollm2-135m", "--max-ram", "90", "--pool-ctx", "1024"];
+    args.extend_from_slice(extra);
+    spawn_gateway(TOKEN, SECRET, &args)
 }
 
 fn greedy() -> Value {
@@ -44,14 +59,7 @@ async fn wait_pool(url: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Valu
 
 #[tokio::test]
 async fn a_pooled_model_is_refused_until_enough_memory_joins_then_answers_as_one_node() {
-    // SmolLM2 needs about 77 MiB on the head for its embeddings and compute buffers, and about
-    // 2.9 MiB per layer (weights and a 1024-token KV cache): 90 MiB on the head and 70 on each
-    // worker (16 of them for compute buffers) fit its 30 layers only with two workers.
-    let (_gateway, url, join) = spawn_gateway(
-        TOKEN,
-        SECRET,
-        &["--pool", "smollm2-135m", "--max-ram", "90", "--pool-ctx", "1024"],
-    );
+    let (_gateway, url, join) = pool_gateway(&[]);
     let _a = shard_worker(&join, "shard-a", "70");
     let pool = wait_pool(&url, "waiting with shard-a's offer", |p| {
         p["state"] == "waiting" && p["detail"].as_str().is_some_and(|d| d.contains("shard-a"))
@@ -169,20 +177,7 @@ fn shard_processes(worker: u32) -> Vec<u32> {
 
 #[tokio::test]
 async fn a_pooled_shard_listens_nowhere_and_its_loss_ends_the_answer_then_the_pool_replans() {
-    let (_gateway, url, join) = spawn_gateway(
-        TOKEN,
-        SECRET,
-        &[
-            "--pool",
-            "smollm2-135m",
-            "--max-ram",
-            "90",
-            "--pool-ctx",
-            "1024",
-            "--shard-timeout",
-            "10s",
-        ],
-    );
+    let (_gateway, url, join) = pool_gateway(&["--shard-timeout", "10s"]);
     // Three workers where two suffice: the planner takes the fewest, the third is spare.
     let a = shard_worker(&join, "shard-a", "70");
     let b = shard_worker(&join, "shard-b", "70");
@@ -254,20 +249,7 @@ fn put(path: &std::path::Path, text: &str) {
 
 #[tokio::test]
 async fn a_shard_paused_by_its_guard_leaves_the_pool_which_replans_without_it() {
-    let (_gateway, url, join) = spawn_gateway(
-        TOKEN,
-        SECRET,
-        &[
-            "--pool",
-            "smollm2-135m",
-            "--max-ram",
-            "90",
-            "--pool-ctx",
-            "1024",
-            "--stale-after-ms",
-            "15000",
-        ],
-    );
+    let (_gateway, url, join) = pool_gateway(&["--stale-after-ms", "15000"]);
     // A fake phone whose guard reads these sysfs and procfs trees every 100 ms. It offers the
     // most memory, so the planner takes it first.
     let dev = tempfile::tempdir().expect("tempdir");
@@ -278,12 +260,8 @@ async fn a_shard_paused_by_its_guard_leaves_the_pool_which_replans_without_it() 
     put(&dev.path().join("sys/class/thermal/thermal_zone0/temp"), "36000\n");
     put(&dev.path().join("proc/meminfo"), "MemTotal: 4000000 kB\nMemAvailable: 2000000 kB\n");
     let (sys, proc_root) = (dev.path().join("sys"), dev.path().join("proc"));
-    let mut args = crate::worker_args(&join, SECRET, "phone");
-    let model = args.iter().position(|a| *a == "smollm2-135m").expect("the default model");
-    args[model] = "gemma3-270m";
+    let mut args = shard_worker_args(&join, "phone", "80");
     args.extend_from_slice(&[
-        "--max-ram",
-        "80",
         "--guard-interval-ms",
         "100",
         "--guard-sysfs-root",

@@ -332,7 +332,13 @@ fn engine_thread(
         .threads
         .unwrap_or_else(|| thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1));
     let n_ctx_seq = config.n_ctx.clamp(64, model.n_ctx_train().max(64));
-    let (kv_per_token, free) = (kv_bytes_per_token(&model), mem_available());
+    // A split model keeps the KV cache of each layer where the layer is: only this node's own
+    // layers count against its memory.
+    let offloaded: u32 = config.shards.iter().map(|s| s.layers).sum();
+    let local_layers = u64::from(model.n_layer().saturating_sub(offloaded).max(1));
+    let kv_per_token =
+        kv_bytes_per_token(&model) * local_layers / u64::from(model.n_layer().max(1));
+    let free = mem_available();
     let parallel = config
         .parallel
         .unwrap_or_else(|| auto_parallel(kv_per_token, n_ctx_seq, free))
