@@ -259,3 +259,55 @@ pub(crate) async fn wait_ready(url: &str, token: &str, n: usize) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Writes `text` to `path` by rename, so a worker's guard never reads half a value.
+pub(crate) fn put(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
+/// A fake phone: the sysfs and procfs trees a worker's guard reads (a battery at 80 %, 36 °C,
+/// 2 GB free), and the flags that point a worker's guard at them, read every 100 ms.
+pub(crate) struct FakeDevice {
+    dir: tempfile::TempDir,
+}
+
+impl FakeDevice {
+    /// Battery `status` is `Charging` or `Discharging`.
+    pub(crate) fn new(status: &str) -> Self {
+        let d = Self { dir: tempfile::tempdir().expect("tempdir") };
+        put(&d.battery().join("type"), "Battery\n");
+        put(&d.battery().join("status"), &format!("{status}\n"));
+        put(&d.battery().join("capacity"), "80\n");
+        put(&d.zone(), "36000\n");
+        put(&d.path("proc/meminfo"), "MemTotal: 4000000 kB\nMemAvailable: 2000000 kB\n");
+        d
+    }
+
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub(crate) fn battery(&self) -> PathBuf {
+        self.path("sys/class/power_supply/battery")
+    }
+
+    pub(crate) fn zone(&self) -> PathBuf {
+        self.path("sys/class/thermal/thermal_zone0/temp")
+    }
+
+    /// `--guard-interval-ms 100 --guard-sysfs-root … --guard-proc-root …`.
+    pub(crate) fn guard_flags(&self) -> Vec<String> {
+        let (sys, proc_root) = (self.path("sys"), self.path("proc"));
+        vec![
+            "--guard-interval-ms".into(),
+            "100".into(),
+            "--guard-sysfs-root".into(),
+            sys.to_str().expect("utf-8").into(),
+            "--guard-proc-root".into(),
+            proc_root.to_str().expect("utf-8").into(),
+        ]
+    }
+}

@@ -242,33 +242,15 @@ async fn a_pooled_shard_listens_nowhere_and_its_loss_ends_the_answer_then_the_po
     assert_eq!(again["text"], first["text"], "the re-planned pool answers as before");
 }
 
-fn put(path: &std::path::Path, text: &str) {
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    std::fs::write(path, text).expect("write");
-}
-
 #[tokio::test]
 async fn a_shard_paused_by_its_guard_leaves_the_pool_which_replans_without_it() {
     let (_gateway, url, join) = pool_gateway(&["--stale-after-ms", "15000"]);
-    // A fake phone whose guard reads these sysfs and procfs trees every 100 ms. It offers the
+    // A fake phone whose guard reads its sysfs and procfs trees every 100 ms. It offers the
     // most memory, so the planner takes it first.
-    let dev = tempfile::tempdir().expect("tempdir");
-    let bat = dev.path().join("sys/class/power_supply/battery");
-    put(&bat.join("type"), "Battery\n");
-    put(&bat.join("status"), "Discharging\n");
-    put(&bat.join("capacity"), "80\n");
-    put(&dev.path().join("sys/class/thermal/thermal_zone0/temp"), "36000\n");
-    put(&dev.path().join("proc/meminfo"), "MemTotal: 4000000 kB\nMemAvailable: 2000000 kB\n");
-    let (sys, proc_root) = (dev.path().join("sys"), dev.path().join("proc"));
+    let dev = crate::FakeDevice::new("Discharging");
     let mut args = shard_worker_args(&join, "phone", "80");
-    args.extend_from_slice(&[
-        "--guard-interval-ms",
-        "100",
-        "--guard-sysfs-root",
-        sys.to_str().expect("utf-8"),
-        "--guard-proc-root",
-        proc_root.to_str().expect("utf-8"),
-    ]);
+    let guard = dev.guard_flags();
+    args.extend(guard.iter().map(String::as_str));
     let phone = crate::spawn(1, &args);
     phone.wait_for("worker ");
     let _b = shard_worker(&join, "shard-b", "70");
@@ -285,7 +267,7 @@ async fn a_shard_paused_by_its_guard_leaves_the_pool_which_replans_without_it() 
 
     // The battery drops: the guard pauses the phone, it offers nothing, and the pool is planned
     // again over the other two.
-    put(&bat.join("capacity"), "10\n");
+    crate::put(&dev.battery().join("capacity"), "10\n");
     let pool = wait_pool(&url, "ready without the phone", |p| {
         p["state"] == "ready" && !holds(p, "phone") && holds(p, "shard-b") && holds(p, "shard-c")
     })

@@ -235,14 +235,6 @@ async fn a_killed_worker_is_gone_and_gets_no_more_work() {
     assert!(text.contains(" left "), "{text}");
 }
 
-/// Writes `text` to `path` by rename, so the worker's guard never reads half a value.
-fn put(path: &std::path::Path, text: &str) {
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).expect("write");
-    std::fs::rename(&tmp, path).expect("rename");
-}
-
 async fn worker_state(s: &Swarm, name: &str) -> Value {
     let v = swarm_view(s).await;
     v["workers"]
@@ -284,37 +276,23 @@ async fn a_guarded_worker_pauses_on_low_battery_and_heat_then_resumes() {
     let (gateway, url, join) = crate::spawn_gateway(TOKEN, SECRET, &["--stale-after-ms", "15000"]);
     let s = Swarm { _gateway: gateway, url, join };
     // A fake phone: sysfs and procfs trees the worker's guard reads every 100 ms.
-    let dev = tempfile::tempdir().expect("tempdir");
-    let bat = dev.path().join("sys/class/power_supply/battery");
-    put(&bat.join("type"), "Battery\n");
-    put(&bat.join("status"), "Discharging\n");
-    put(&bat.join("capacity"), "80\n");
-    let zone = dev.path().join("sys/class/thermal/thermal_zone0/temp");
-    put(&zone, "36000\n");
-    put(&dev.path().join("proc/meminfo"), "MemTotal: 4000000 kB\nMemAvailable: 2000000 kB\n");
-    let sys = dev.path().join("sys");
-    let proc_root = dev.path().join("proc");
-    let phone = spawn(
-        1,
-        &[
-            "worker",
-            "--join",
-            &s.join,
-            "--secret",
-            SECRET,
-            "--no-pull",
-            "--name",
-            "phone",
-            "--heartbeat-ms",
-            "5000",
-            "--guard-interval-ms",
-            "100",
-            "--guard-sysfs-root",
-            sys.to_str().expect("utf-8"),
-            "--guard-proc-root",
-            proc_root.to_str().expect("utf-8"),
-        ],
-    );
+    let dev = crate::FakeDevice::new("Discharging");
+    let (bat, zone) = (dev.battery(), dev.zone());
+    let mut args = vec![
+        "worker",
+        "--join",
+        &s.join,
+        "--secret",
+        SECRET,
+        "--no-pull",
+        "--name",
+        "phone",
+        "--heartbeat-ms",
+        "5000",
+    ];
+    let guard = dev.guard_flags();
+    args.extend(guard.iter().map(String::as_str));
+    let phone = spawn(1, &args);
     phone.wait_for("worker ");
     let _box = worker(&s, "smollm2-135m", SECRET);
     wait_workers(&s, 2).await;
@@ -328,25 +306,25 @@ async fn a_guarded_worker_pauses_on_low_battery_and_heat_then_resumes() {
 
     // Flat battery: paused at once (the pause is sent without waiting for the 5 s heartbeat),
     // and no request reaches it, even with fanout 2.
-    put(&bat.join("capacity"), "22\n");
+    crate::put(&bat.join("capacity"), "22\n");
     wait_state(&s, "phone", "paused").await;
     assert!(!asked(&s, 4).await.contains(&phone_id), "a paused phone gets no work");
     // Hysteresis: 32 % is above the pause threshold but below the resume one.
-    put(&bat.join("capacity"), "32\n");
+    crate::put(&bat.join("capacity"), "32\n");
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(worker_state(&s, "phone").await["state"], "paused");
     // Charging resumes it.
-    put(&bat.join("status"), "Charging\n");
+    crate::put(&bat.join("status"), "Charging\n");
     wait_state(&s, "phone", "ready").await;
     assert!(asked(&s, 3).await.contains(&phone_id), "a resumed phone takes work again");
 
     // Heat pauses it too, and it resumes only once cooled below 40 °C.
-    put(&zone, "47500\n");
+    crate::put(&zone, "47500\n");
     let w = wait_state(&s, "phone", "paused").await;
     assert_eq!(w["status"]["temperature_c"], 47.5, "{w}");
-    put(&zone, "42000\n");
+    crate::put(&zone, "42000\n");
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(worker_state(&s, "phone").await["state"], "paused");
-    put(&zone, "39000\n");
+    crate::put(&zone, "39000\n");
     wait_state(&s, "phone", "ready").await;
 }

@@ -43,41 +43,10 @@ fn missing_tools(chromium: &Path) -> Vec<String> {
     missing
 }
 
-fn put(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    std::fs::write(path, text).expect("write");
-}
-
-/// A fake phone's sensors for the first worker's guard: charging at 80 %, 36 °C.
-struct Device {
-    dir: tempfile::TempDir,
-}
-
-impl Device {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = Self { dir };
-        put(&d.battery().join("type"), "Battery\n");
-        put(&d.battery().join("status"), "Charging\n");
-        put(&d.battery().join("capacity"), "80\n");
-        put(&d.path("sys/class/thermal/thermal_zone0/temp"), "36000\n");
-        put(&d.path("proc/meminfo"), "MemTotal: 4000000 kB\nMemAvailable: 2000000 kB\n");
-        d
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn battery(&self) -> PathBuf {
-        self.path("sys/class/power_supply/battery")
-    }
-
-    /// Unplugged at 22 %: its guard pauses it.
-    fn drain(&self) {
-        put(&self.battery().join("status"), "Discharging\n");
-        put(&self.battery().join("capacity"), "22\n");
-    }
+/// Unplugged at 22 %: its guard pauses it.
+fn drain(device: &crate::FakeDevice) {
+    crate::put(&device.battery().join("status"), "Discharging\n");
+    crate::put(&device.battery().join("capacity"), "22\n");
 }
 
 #[test]
@@ -94,16 +63,9 @@ fn the_dashboard_logs_in_chats_streams_stops_and_shows_the_swarm_live() {
     }
 
     let (_gateway, url, join) = crate::spawn_gateway(TOKEN, SECRET, &[]);
-    let device = Device::new();
-    let (sys, proc_root) = (device.path("sys"), device.path("proc"));
-    let guard = [
-        "--guard-interval-ms",
-        "100",
-        "--guard-sysfs-root",
-        sys.to_str().expect("utf-8"),
-        "--guard-proc-root",
-        proc_root.to_str().expect("utf-8"),
-    ];
+    let device = crate::FakeDevice::new("Charging");
+    let guard = device.guard_flags();
+    let guard: Vec<&str> = guard.iter().map(String::as_str).collect();
     let _a = crate::swarm_worker(&join, SECRET, WORKERS[0], &guard);
     // The second worker shares a document, for the "Answer from shared documents" check.
     let mut b = Some(crate::knowledge::knowing_worker(
@@ -165,7 +127,7 @@ fn the_dashboard_logs_in_chats_streams_stops_and_shows_the_swarm_live() {
             writeln!(stdin, "KILLED").expect("tell the browser");
         } else if let Some(name) = line.strip_prefix("DRAIN ") {
             assert_eq!(name, WORKERS[0], "only the first worker has fake sensors");
-            device.drain();
+            drain(&device);
             writeln!(stdin, "DRAINED").expect("tell the browser");
         } else if line == "OK" {
             ok = true;
