@@ -127,6 +127,30 @@ async fn a_pooled_model_is_refused_until_enough_memory_joins_then_answers_as_one
         let row = format!("layers {first}-{}", first + n - 1);
         assert!(status_text.contains(&row), "{row} missing: {status_text}");
     }
+
+    // And the dashboard draws it, in a real browser (tests/web/pool.mjs).
+    let chromium = std::env::var_os("NOVA_CHROMIUM")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/usr/bin/chromium".into());
+    let missing = crate::web::missing_tools(&chromium);
+    if !missing.is_empty() {
+        let what = missing.join(", ");
+        assert!(std::env::var_os("CI").is_none(), "CI is set and the browser check lacks: {what}");
+        eprintln!("\n!!!!! SKIPPED the dashboard's pool view: missing {what} !!!!!\n");
+        return;
+    }
+    let root = crate::web::root();
+    let out = crate::run(
+        std::process::Command::new("node")
+            .arg(root.join("tests/web/pool.mjs"))
+            .env("NOVA_URL", &url)
+            .env("NOVA_TOKEN", TOKEN)
+            .env("NOVA_CHROMIUM", &chromium)
+            .env("NOVA_SHOTS", root.join("target/web-screenshots")),
+        Duration::from_secs(120),
+    );
+    println!("{}", crate::stdout(&out));
+    assert!(out.status.success(), "{}{}", crate::stdout(&out), crate::stderr(&out));
 }
 
 /// Socket inodes a process has open.

@@ -23,12 +23,12 @@ const WORKERS: [&str; 2] = ["web-a", "web-b"];
 const SHOTS: [&str; 5] =
     ["desktop-refused.png", "desktop.png", "phone.png", "desktop-stale.png", "phone-stale.png"];
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// What is missing to run a browser here, if anything.
-fn missing_tools(chromium: &Path) -> Vec<String> {
+pub(crate) fn missing_tools(chromium: &Path) -> Vec<String> {
     let mut missing = Vec::new();
     let node = Command::new("node").arg("--version").stdout(Stdio::null()).status();
     if !node.is_ok_and(|s| s.success()) {
