@@ -50,8 +50,6 @@ pub struct PoolSpec {
 const HEAD_OVERHEAD: u64 = 48 << 20;
 /// The same on each shard.
 const SHARD_OVERHEAD: u64 = 16 << 20;
-/// llama.cpp takes at most 16 devices; the head is one.
-const MAX_SHARDS: usize = 15;
 
 #[derive(Debug)]
 enum State {
@@ -332,18 +330,19 @@ async fn plan_and_load(
             paused: o.view.paused,
         })
         .collect();
-    let plan = match split::plan(needs, head_offer_mb(&pool.spec), &candidates, MAX_SHARDS) {
-        Ok(p) => p,
-        Err(refusal) => {
-            let why = refusal.to_string();
-            let mut state = lock(&pool.state);
-            if !matches!(&*state, State::Waiting { why: w } if *w == why) {
-                tracing::info!(model = %pool.spec.model, %why, "pool waiting");
+    let plan =
+        match split::plan(needs, head_offer_mb(&pool.spec), &candidates, nova_rpc::MAX_SHARDS) {
+            Ok(p) => p,
+            Err(refusal) => {
+                let why = refusal.to_string();
+                let mut state = lock(&pool.state);
+                if !matches!(&*state, State::Waiting { why: w } if *w == why) {
+                    tracing::info!(model = %pool.spec.model, %why, "pool waiting");
+                }
+                *state = State::Waiting { why };
+                return;
             }
-            *state = State::Waiting { why };
-            return;
-        }
-    };
+        };
     *lock(&pool.state) = State::Loading { plan: plan.clone() };
     let rt = tokio::runtime::Handle::current();
     let mut shards = Vec::new();

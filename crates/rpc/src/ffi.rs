@@ -186,6 +186,10 @@ pub struct Shard {
     pub link: Arc<crate::Link>,
 }
 
+/// Most shards one model may be split over: llama.cpp takes 16 devices, and the head keeps one
+/// part of the model on its CPU besides.
+pub const MAX_SHARDS: usize = 15;
+
 /// Registers the shards' devices in ggml's global device list, runs `load` with their global
 /// indices (for `LlamaModelParams::with_devices`), then unregisters them.
 ///
@@ -196,6 +200,14 @@ pub struct Shard {
 /// Each shard reports `layers` MiB of memory (the last one `layers + 1`, for the output layer
 /// llama.cpp also gives it), so llama.cpp's proportional split puts exactly `layers` on each.
 pub fn with_devices<R>(shards: &[Shard], load: impl FnOnce(&[usize]) -> R) -> Result<R, Error> {
+    // Checked before anything connects: llama.cpp takes at most 16 devices, and a shard of no
+    // layers would get only the output layer's proportion.
+    if shards.len() > MAX_SHARDS {
+        return Err(Error::TooManyShards(shards.len()));
+    }
+    if let Some(s) = shards.iter().find(|s| s.layers == 0) {
+        return Err(Error::NoLayers(s.endpoint.clone()));
+    }
     static LOCK: Mutex<()> = Mutex::new(());
     let _one_at_a_time = LOCK.lock().unwrap_or_else(PoisonError::into_inner);
     install_hooks();

@@ -13,7 +13,7 @@ mod ffi;
 pub mod wire;
 
 pub use bridge::{shard, Link, ShardError, Traffic};
-pub use ffi::{add_route, remove_route, serve, serve_tcp, with_devices, Route, Shard};
+pub use ffi::{add_route, remove_route, serve, serve_tcp, with_devices, Route, Shard, MAX_SHARDS};
 
 /// What can go wrong setting up ggml-rpc.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,12 @@ pub enum Error {
     /// The shard answered but reported no devices.
     #[error("shard {0:?} reported no devices")]
     NoDevices(String),
+    /// More shards than llama.cpp takes devices.
+    #[error("{0} shards asked for; a model splits over at most {max}", max = ffi::MAX_SHARDS)]
+    TooManyShards(usize),
+    /// A shard given no layers.
+    #[error("shard {0:?} was given no layers")]
+    NoLayers(String),
     /// A registered device was missing from ggml's global list.
     #[error("ggml's device list lost a shard device")]
     Registry,

@@ -168,3 +168,18 @@ async fn a_shard_holds_its_buffers_to_its_budget() {
     head.write_all(&frame(cmd::FREE_BUFFER, &a.to_le_bytes())).await.unwrap();
     assert_ne!(alloc(&mut head, 768 << 10).await, 0, "room again after a free");
 }
+
+#[test]
+fn too_many_shards_or_an_empty_one_are_refused_before_anything_connects() {
+    let shard = |i: usize, layers: u32| nova_rpc::Shard {
+        // Never routed and not an address: anything that tried to connect would fail loudly.
+        endpoint: format!("never-routed-{i}"),
+        layers,
+        link: nova_rpc::Link::new("x", FrameLimits::default(), Duration::from_secs(1)),
+    };
+    let many: Vec<_> = (0..1000).map(|i| shard(i, 1)).collect();
+    let e = nova_rpc::with_devices(&many, |_| ()).expect_err("1000 shards");
+    assert!(e.to_string().contains("1000 shards asked for; a model splits over at most 15"), "{e}");
+    let e = nova_rpc::with_devices(&[shard(0, 0)], |_| ()).expect_err("no layers");
+    assert!(e.to_string().contains("was given no layers"), "{e}");
+}
