@@ -1,5 +1,5 @@
 //! Builds llama.cpp's RPC backend (ggml-rpc) from the very llama.cpp tree llama-cpp-sys-2 built,
-//! with four small changes nova needs, and links it into nova.
+//! with a few small changes nova needs, and links it into nova.
 //!
 //! Why here and not with `GGML_RPC=ON` in llama-cpp-sys-2's CMake build: stock ggml-rpc can only
 //! listen on and dial TCP ports, and nova's rule is that a shard is reachable only through the
@@ -14,6 +14,8 @@
 //!    proportioned across several shards: llama-cpp-2 does not expose `tensor_split`).
 //! 4. The server refuses graph nodes with custom ops, whose parameters carry a function pointer
 //!    from the wire (ggml-org/llama.cpp#25289), and ops past the end of the op enum.
+//! 5. The server packs the weights its MUL_MATs read for the CPU's kernels, in place, as the
+//!    head's CPU packs its own layers (`cpp/repack.inc`), so a split model computes as a whole one.
 //!
 //! With ggml-rpc off in llama-cpp-sys-2 there is exactly one copy of these symbols in the program.
 
@@ -52,6 +54,7 @@ fn main() {
         println!("cargo:rerun-if-changed={}", rpc_src.join(f).display());
     }
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=cpp/repack.inc");
     println!("cargo:rerun-if-env-changed=DEP_LLAMA_GGML_CMAKE_DIR");
 }
 
@@ -167,6 +170,103 @@ void rpc_dispatcher::start(const std::string & endpoint) {
                GGML_LOG_ERROR(\"[%s] refused op %u: custom and unknown ops are not served\\n\", __func__, tensor->op);\n        \
                return nullptr;\n    }\n    \
                result->op = (ggml_op) tensor->op;\n",
+    },
+    // 5. Weights packed for the CPU's kernels as on the head (cpp/repack.inc says why and how).
+    Edit {
+        anchor: "#include <unordered_set>\n",
+        with: "#include <unordered_set>\n#include <map>\n",
+    },
+    Edit {
+        anchor: "    std::vector<stored_graph> stored_graphs;\n",
+        with: r#"    std::vector<stored_graph> stored_graphs;
+
+    // nova: weights repacked in place (crates/rpc/cpp/repack.inc).
+    struct nova_packed {
+        ggml_backend_buffer_t plain;
+        size_t                nbytes;
+        ggml_tensor           shape; // as packed: type, shape, data, traits, the alias buffer
+    };
+    std::map<uint64_t, nova_packed> nova_packed_at; // by data address
+    std::unordered_map<ggml_backend_buffer_t, ggml_backend_buffer_t> nova_aliases; // plain -> CPU_REPACK view
+    ggml_backend_buffer_type_t nova_repack_buft = nullptr;
+    ggml_backend_buffer_i      nova_repack_iface {};
+    bool                       nova_probed = false;
+    bool nova_pack_probe(ggml_backend_t backend);
+    bool nova_is_alias(ggml_backend_buffer_t buffer) const;
+    ggml_backend_buffer_t nova_alias_of(ggml_backend_buffer_t plain);
+    std::map<uint64_t, nova_packed>::iterator nova_overlap(uint64_t start, uint64_t size);
+    int  nova_write_region(uint64_t start, uint64_t size);
+    bool nova_read_region(uint64_t start, uint64_t size);
+    void nova_pack_again(uint64_t start);
+    bool nova_buffer_packed(ggml_backend_buffer_t buffer) const;
+    void nova_forget_buffer(ggml_backend_buffer_t buffer);
+    bool nova_pack_graph(ggml_backend_t backend, ggml_cgraph * graph);
+"#,
+    },
+    Edit {
+        anchor: "bool rpc_server::graph_compute(const std::vector<uint8_t> & input) {\n",
+        with: concat!(
+            include_str!("cpp/repack.inc"),
+            "\nbool rpc_server::graph_compute(const std::vector<uint8_t> & input) {\n"
+        ),
+    },
+    Edit {
+        anchor: "    ggml_status status = ggml_backend_graph_compute(backends[device], graph);\n    \
+                 GGML_ASSERT(status == GGML_STATUS_SUCCESS && \"Unsuccessful graph computations are not supported with RPC\");\n    \
+                 stored_graphs[device].graph = graph;\n",
+        with: "    if (!nova_pack_graph(backends[device], graph)) {\n        return false;\n    }\n    \
+               ggml_status status = ggml_backend_graph_compute(backends[device], graph);\n    \
+               GGML_ASSERT(status == GGML_STATUS_SUCCESS && \"Unsuccessful graph computations are not supported with RPC\");\n    \
+               stored_graphs[device].graph = graph;\n",
+    },
+    Edit {
+        anchor: "    ggml_backend_tensor_set(tensor, data, offset, size);\n",
+        with: "    const int nova_w = nova_write_region(in_tensor->data + offset, size);\n    \
+               if (nova_w < 0) {\n        return false;\n    }\n    \
+               ggml_backend_tensor_set(tensor, data, offset, size);\n    \
+               if (nova_w == 1) {\n        nova_pack_again(in_tensor->data + offset);\n    }\n",
+    },
+    Edit {
+        anchor: "    ggml_backend_tensor_set(tensor, cached_file.data(), request.offset, size);\n",
+        with: "    const int nova_w = nova_write_region(request.tensor.data + request.offset, size);\n    \
+               if (nova_w < 0) {\n        return false;\n    }\n    \
+               ggml_backend_tensor_set(tensor, cached_file.data(), request.offset, size);\n    \
+               if (nova_w == 1) {\n        nova_pack_again(request.tensor.data + request.offset);\n    }\n",
+    },
+    Edit {
+        anchor: "    ggml_backend_tensor_memset(tensor, request.value, request.offset, request.size);\n",
+        with: "    const int nova_w = nova_write_region(request.tensor.data + request.offset, request.size);\n    \
+               if (nova_w < 0) {\n        return false;\n    }\n    \
+               ggml_backend_tensor_memset(tensor, request.value, request.offset, request.size);\n    \
+               if (nova_w == 1) {\n        nova_pack_again(request.tensor.data + request.offset);\n    }\n",
+    },
+    Edit {
+        anchor: "    ggml_backend_tensor_get(tensor, response.data(), request.offset, request.size);\n",
+        with: "    if (!nova_read_region(request.tensor.data + request.offset, request.size)) {\n        return false;\n    }\n    \
+               ggml_backend_tensor_get(tensor, response.data(), request.offset, request.size);\n",
+    },
+    Edit {
+        anchor: "    response.result = ggml_backend_buffer_copy_tensor(src, dst);\n",
+        with: "    if (!nova_read_region(request.src.data, src_size)) {\n        return false;\n    }\n    \
+               const int nova_w = nova_write_region(dst_data, src_size);\n    \
+               if (nova_w < 0) {\n        return false;\n    }\n    \
+               response.result = ggml_backend_buffer_copy_tensor(src, dst);\n    \
+               if (nova_w == 1 && response.result) {\n        nova_pack_again(dst_data);\n    }\n",
+    },
+    Edit {
+        anchor: "    ggml_backend_buffer_clear(buffer, request.value);\n",
+        with: "    if (nova_buffer_packed(buffer)) {\n        \
+               GGML_LOG_ERROR(\"[nova] refused: clearing a buffer that holds repacked weights\\n\");\n        \
+               return false;\n    }\n    \
+               ggml_backend_buffer_clear(buffer, request.value);\n",
+    },
+    Edit {
+        anchor: "    ggml_backend_buffer_free(buffer);\n    buffers.erase(buffer);\n",
+        with: "    nova_forget_buffer(buffer);\n    ggml_backend_buffer_free(buffer);\n    buffers.erase(buffer);\n",
+    },
+    Edit {
+        anchor: "rpc_server::~rpc_server() {\n",
+        with: "rpc_server::~rpc_server() {\n    for (auto & a : nova_aliases) {\n        delete a.second;\n    }\n",
     },
     // 2. One session on a connected socket.
     Edit {

@@ -30,9 +30,10 @@ const MAX_LAYERS: u64 = 4096;
 
 /// Integer metadata read per architecture (`<arch>.<suffix>`). The architecture may be declared
 /// after these keys, so they are kept by full key and looked up once the header is read.
-const ARCH_INTS: [&str; 6] = [
+const ARCH_INTS: [&str; 7] = [
     "context_length",
     "embedding_length",
+    "feed_forward_length",
     "attention.head_count",
     "attention.head_count_kv",
     "attention.key_length",
@@ -127,6 +128,10 @@ pub struct LayerSizes {
     /// The f16 K and V cache bytes one token costs in one layer, 0 when the header does not say.
     /// An upper bound for sliding-window layers, whose llama.cpp cache keeps only the window.
     pub kv_bytes_per_token_per_layer: u64,
+    /// An upper bound on the f32 activations one token of a batch keeps live in a layer's
+    /// compute buffer: three FFN-wide tensors (gate, up, their product) and four as wide as the
+    /// widest of the embedding and the attention heads. 0 when the header does not say.
+    pub activation_bytes_per_token: u64,
 }
 
 /// Reads and checks the header of the GGUF file at `path`, including that the file is long
@@ -188,6 +193,7 @@ pub fn layer_sizes(path: &Path) -> Result<LayerSizes, GgufError> {
         layers,
         other,
         kv_bytes_per_token_per_layer: header.kv_bytes_per_token_per_layer(),
+        activation_bytes_per_token: header.activation_bytes_per_token(),
     })
 }
 
@@ -240,6 +246,18 @@ impl Header {
 
     /// As llama.cpp sizes its cache: K and V of every KV head in f16, the head counts defaulting
     /// to `head_count` and the head sizes to `embedding_length / head_count`.
+    fn activation_bytes_per_token(&self) -> u64 {
+        let n_embd = self.arch_int("embedding_length").unwrap_or(0);
+        let n_ff = self.arch_int("feed_forward_length").unwrap_or(0);
+        let q = match (self.arch_int("attention.head_count"), self.arch_int("attention.key_length"))
+        {
+            (Some(h), Some(k)) => h.saturating_mul(k),
+            _ => n_embd,
+        };
+        let width = 3u64.saturating_mul(n_ff).saturating_add(4u64.saturating_mul(n_embd.max(q)));
+        4u64.saturating_mul(width)
+    }
+
     fn kv_bytes_per_token_per_layer(&self) -> u64 {
         let n_head = self.arch_int("attention.head_count");
         let Some(n_kv) = self.arch_int("attention.head_count_kv").or(n_head) else { return 0 };

@@ -13,7 +13,7 @@ use std::{
     os::fd::OwnedFd,
     path::PathBuf,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use nova_engine::{Engine, EngineError, LlamaConfig, TokenStream};
@@ -48,8 +48,17 @@ pub struct PoolSpec {
 
 /// Compute buffers and the like on the head, beyond weights and KV cache.
 const HEAD_OVERHEAD: u64 = 48 << 20;
-/// The same on each shard.
+/// The least set aside on each shard for the same.
 const SHARD_OVERHEAD: u64 = 16 << 20;
+/// Tokens in one batch of the pooled engine (its `n_ubatch`): a shard's compute buffer holds
+/// this many tokens' activations.
+const POOL_UBATCH: u64 = 512;
+
+/// What a shard needs beyond weights and KV cache: its compute buffer, from the model's widths
+/// (Gemma 3 270M's is 16.5 MiB at 512 tokens a batch, estimated at 20; SmolLM2's fits in 16).
+fn shard_overhead(sizes: &nova_model::gguf::LayerSizes) -> u64 {
+    SHARD_OVERHEAD.max(sizes.activation_bytes_per_token.saturating_mul(POOL_UBATCH))
+}
 
 #[derive(Debug)]
 enum State {
@@ -261,13 +270,14 @@ pub(crate) async fn run(
         other: sizes.other,
         kv_per_layer: sizes.kv_bytes_per_token_per_layer * u64::from(pool.spec.n_ctx),
         head_overhead: HEAD_OVERHEAD,
-        shard_overhead: SHARD_OVERHEAD,
+        shard_overhead: shard_overhead(&sizes),
     };
     let mut generation = 0u64;
+    let mut failed = None;
     loop {
         if !ensure_healthy(&pool, &gateway) {
             generation += 1;
-            plan_and_load(&pool, &gateway, &control, &needs, generation).await;
+            plan_and_load(&pool, &gateway, &control, &needs, generation, &mut failed).await;
         }
         tokio::select! {
             () = stop.cancelled() => break,
@@ -312,12 +322,27 @@ fn ensure_healthy(pool: &PooledWorker, gateway: &Gateway) -> bool {
     }
 }
 
+/// A plan that did not load, and when the same plan may be tried again. A load uploads every
+/// shard's weights, so a plan that fails (a shard short of memory, say) is not retried every
+/// few seconds; a different plan (a device came or went) is tried at once.
+struct Failed {
+    plan: split::SplitPlan,
+    why: String,
+    retry_at: Instant,
+    wait: Duration,
+}
+
+/// The wait after a plan first fails to load; it doubles with each failure of the same plan.
+const FIRST_RETRY_WAIT: Duration = Duration::from_secs(5);
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(120);
+
 async fn plan_and_load(
     pool: &Arc<PooledWorker>,
     gateway: &Gateway,
     control: &Control,
     needs: &split::SplitNeeds,
     generation: u64,
+    failed: &mut Option<Failed>,
 ) {
     let live = offers(gateway);
     let candidates: Vec<split::Candidate> = live
@@ -343,6 +368,14 @@ async fn plan_and_load(
                 return;
             }
         };
+    if let Some(f) = failed.as_ref().filter(|f| f.plan == plan) {
+        let left = f.retry_at.saturating_duration_since(Instant::now());
+        if !left.is_zero() {
+            let why = format!("{}; trying again in {} s", f.why, left.as_secs().max(1));
+            *lock(&pool.state) = State::Waiting { why };
+            return;
+        }
+    }
     *lock(&pool.state) = State::Loading { plan: plan.clone() };
     let rt = tokio::runtime::Handle::current();
     let mut shards = Vec::new();
@@ -368,32 +401,50 @@ async fn plan_and_load(
         rpc_shards.push(nova_rpc::Shard { endpoint, layers: s.layers, link });
     }
     tracing::info!(model = %pool.spec.model, head_layers = plan.head_layers, shards = shards.len(), "loading the pooled model");
-    let config = LlamaConfig::new(&pool.spec.path, &pool.spec.model)
+    let mut config = LlamaConfig::new(&pool.spec.path, &pool.spec.model)
         .with_threads(pool.spec.threads)
         .with_n_ctx(pool.spec.n_ctx)
         .with_parallel(Some(1))
         .with_shards(rpc_shards);
-    let loaded = crate::local_engine::load(crate::EngineSpec::Llama(config)).await;
-    let mut state = lock(&pool.state);
+    config.n_batch = POOL_UBATCH as u32;
+    // Each shard's offer was planned for this one context: the separate bench context that
+    // `local_engine` measures a whole model with would not fit there. The speed comes from a
+    // short answer through the engine's own context instead.
+    let loaded =
+        match tokio::task::spawn_blocking(move || nova_engine::LlamaEngine::load(config)).await {
+            Ok(Ok(engine)) => {
+                let engine: Arc<dyn nova_engine::Engine> = Arc::new(engine);
+                crate::local_engine::load(crate::EngineSpec::Ready(engine, None)).await
+            }
+            Ok(Err(e)) => Err(crate::SpawnError::Engine(e.to_string())),
+            Err(e) => Err(crate::SpawnError::Engine(format!("the loader thread failed: {e}"))),
+        };
     let lost = shards.iter().find_map(|s| s.link.lost().map(|w| format!("shard {}: {w}", s.id)));
-    match (loaded, lost) {
+    let why = match (loaded, lost) {
         (Ok(local), None) => {
             tracing::info!(model = %pool.spec.model, tokens_per_s = local.tokens_per_s, "pooled model ready");
-            *state = State::Ready {
+            *failed = None;
+            *lock(&pool.state) = State::Ready {
                 engine: local.engine,
                 tokens_per_s: local.tokens_per_s,
                 plan,
                 shards,
             };
+            return;
         }
-        (loaded, lost) => {
-            let why = match (loaded, lost) {
-                (_, Some(l)) => format!("a shard was lost while loading ({l})"),
-                (Err(e), None) => e.to_string(),
-                (Ok(_), None) => unreachable!("matched above"),
-            };
-            tracing::warn!(model = %pool.spec.model, %why, "the pooled model did not load");
-            *state = State::Waiting { why };
+        (Ok(local), Some(l)) => {
+            // Dropping the engine joins its thread: not on the runtime.
+            tokio::task::spawn_blocking(move || drop(local));
+            format!("a shard was lost while loading ({l})")
         }
-    }
+        (Err(_), Some(l)) => format!("a shard was lost while loading ({l})"),
+        (Err(e), None) => e.to_string(),
+    };
+    tracing::warn!(model = %pool.spec.model, %why, "the pooled model did not load");
+    let wait = match failed.take() {
+        Some(f) if f.plan == plan => (f.wait * 2).min(MAX_RETRY_WAIT),
+        _ => FIRST_RETRY_WAIT,
+    };
+    *failed = Some(Failed { plan, why: why.clone(), retry_at: Instant::now() + wait, wait });
+    *lock(&pool.state) = State::Waiting { why };
 }

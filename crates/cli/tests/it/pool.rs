@@ -43,6 +43,28 @@ fn greedy() -> Value {
            "params": {"temperature": 0, "max_tokens": 24}})
 }
 
+/// The greedy answer of the whole `model` on one node (`nova ask`, no swarm).
+fn one_node(model: &str, prompt: &str, tokens: u32) -> String {
+    let home = crate::home();
+    let tokens = tokens.to_string();
+    let out = crate::run(
+        crate::nova(home.path()).args([
+            "ask",
+            "--no-pull",
+            "-m",
+            model,
+            "--temperature",
+            "0",
+            "--max-tokens",
+            &tokens,
+            prompt,
+        ]),
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{}", crate::stderr(&out));
+    crate::stdout(&out)
+}
+
 /// Waits until the pool's entry in `/v1/swarm` satisfies `pred`.
 async fn wait_pool(url: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -94,27 +116,12 @@ async fn a_pooled_model_is_refused_until_enough_memory_joins_then_answers_as_one
     let text = pooled["text"].as_str().expect("text").to_owned();
     println!("pooled answer: {text:?}");
 
-    // The same question to the whole model on one node, in this process's own llama.cpp.
-    let home = crate::home();
-    let out = crate::run(
-        crate::nova(home.path()).args([
-            "ask",
-            "--no-pull",
-            "-m",
-            "smollm2-135m",
-            "--temperature",
-            "0",
-            "--max-tokens",
-            "24",
-            PROMPT,
-        ]),
-        Duration::from_secs(60),
-    );
-    assert!(out.status.success(), "{}", crate::stderr(&out));
-    let alone = crate::stdout(&out);
+    // The same question to the whole model on one node.
+    let alone = one_node("smollm2-135m", PROMPT, 24);
     assert_eq!(alone.trim_end(), text.trim_end(), "pooled vs one node");
 
     // `nova status` says who holds which layers.
+    let home = crate::home();
     let out = crate::run(
         crate::nova(home.path()).args(["status", "--url", &url, "--token", TOKEN]),
         Duration::from_secs(30),
@@ -300,4 +307,58 @@ async fn a_shard_paused_by_its_guard_leaves_the_pool_which_replans_without_it() 
     let (status, after) = crate::submit(&url, TOKEN, &greedy()).await;
     assert_eq!(status, 200, "{after}");
     assert_eq!(after["text"], before["text"]);
+}
+
+/// Names of the devices holding the pool's layers, head first.
+fn holder_names(pool: &Value) -> Vec<String> {
+    let holders = pool["holders"].as_array().expect("holders");
+    holders.iter().map(|h| h["name"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn gemma_pooled_over_three_then_two_workers_answers_token_for_token_as_one_node() {
+    // Gemma 3 270M: the head needs about 219 MiB for the embeddings, output and its buffers, so
+    // 230 MiB leave it 2 of the 18 layers; 50 MiB hold about 7 layers on a worker. Its Q4_K
+    // weights are repacked for the CPU on the head and on each shard alike.
+    const PROMPT: &str = "Name three rivers in Europe and say where each one flows.";
+    let ask = json!({"model": "gemma3-270m", "prompt": PROMPT,
+                     "params": {"temperature": 0, "max_tokens": 96}});
+    let (_gateway, url, join) = spawn_gateway(
+        TOKEN,
+        SECRET,
+        &["--pool", "gemma3-270m", "--max-ram", "230", "--pool-ctx", "1024"],
+    );
+    // Workers whose own model is SmolLM2: Gemma is only reachable through the pool.
+    let worker = |name: &str, max_ram: &str| {
+        let mut args = crate::worker_args(&join, SECRET, name);
+        args.extend_from_slice(&["--max-ram", max_ram]);
+        let w = crate::spawn(1, &args);
+        w.wait_for("worker ");
+        w
+    };
+    let _a = worker("shard-a", "50");
+    let _b = worker("shard-b", "50");
+    let c = worker("shard-c", "50");
+    let pool = wait_pool(&url, "ready on three shards", |p| p["state"] == "ready").await;
+    println!("three workers: {pool}");
+    assert_eq!(holder_names(&pool).len(), 4, "the head and three shards: {pool}");
+    let want = one_node("gemma3-270m", PROMPT, 96);
+    println!("one node: {want:?}");
+    let (status, three) = crate::submit(&url, TOKEN, &ask).await;
+    assert_eq!(status, 200, "{three}");
+    assert_eq!(three["text"].as_str().unwrap_or_default().trim_end(), want.trim_end(), "3 shards");
+
+    // A device with more memory joins and one of the three goes: the pool is planned again on
+    // the fewest shards, the new one first.
+    let _d = worker("shard-d", "80");
+    drop(c);
+    let pool = wait_pool(&url, "ready on two shards", |p| {
+        p["state"] == "ready" && holder_names(p).len() == 3
+    })
+    .await;
+    println!("re-planned: {pool}");
+    assert!(holder_names(&pool).contains(&"shard-d".to_owned()), "{pool}");
+    let (status, two) = crate::submit(&url, TOKEN, &ask).await;
+    assert_eq!(status, 200, "{two}");
+    assert_eq!(two["text"].as_str().unwrap_or_default().trim_end(), want.trim_end(), "2 shards");
 }

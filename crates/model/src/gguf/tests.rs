@@ -112,6 +112,15 @@ fn kv_size_from_explicit_lengths_and_per_layer_heads() {
     ]));
     let sizes = layer_sizes(f.path()).unwrap();
     assert_eq!(sizes.kv_bytes_per_token_per_layer, 2 * (4 * 256 + 4 * 128));
+    // The attention heads (8 of 256) are wider than the embedding (none given): 4 of them, f32.
+    assert_eq!(sizes.activation_bytes_per_token, 4 * 4 * 8 * 256);
+
+    let f = write(&layered(&[
+        ("llama.feed_forward_length", U32(1536)),
+        ("llama.embedding_length", U32(576)),
+        ("llama.attention.head_count", U32(9)),
+    ]));
+    assert_eq!(layer_sizes(f.path()).unwrap().activation_bytes_per_token, 4 * (3 * 1536 + 4 * 576));
 
     // Without head_count_kv every head has its K and V, as llama.cpp assumes.
     let f = write(&layered(&[
@@ -199,18 +208,21 @@ fn sizes_real_models_when_present() {
         let sum = sizes.layers.iter().sum::<u64>() + sizes.other;
         println!(
             "{file}: {} layers, {:?} bytes per layer, other {} bytes, layers+other {} bytes, \
-             tensor data {} bytes, file {} bytes, KV {} bytes per token per layer",
+             tensor data {} bytes, file {} bytes, KV {} bytes per token per layer, activations {} \
+             bytes per token",
             sizes.layers.len(),
             sizes.layers,
             sizes.other,
             sum,
             data,
             header.size,
-            sizes.kv_bytes_per_token_per_layer
+            sizes.kv_bytes_per_token_per_layer,
+            sizes.activation_bytes_per_token
         );
         assert_eq!(sizes.layers.len(), n_layer, "{file}");
         assert!(sizes.layers.iter().all(|&b| b > 0), "{file}: {:?}", sizes.layers);
         assert!(sum <= data && data - sum <= data / 100, "{file}: {sum} of {data}");
         assert!(sizes.kv_bytes_per_token_per_layer > 0, "{file}");
+        assert!(sizes.activation_bytes_per_token > 0, "{file}");
     }
 }
