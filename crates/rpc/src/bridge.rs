@@ -258,14 +258,20 @@ impl Link {
             };
             self.counters.round_trips.fetch_add(1, Ordering::Relaxed);
             let reply = match shard.as_mut() {
-                Some((r, _)) => match self.timed(read_reply(r, req.cmd, want)).await {
-                    Ok(v) => v,
-                    Err(e) => {
-                        self.mark_lost(format!("its reply failed: {e}"));
-                        shard = None;
-                        wire::stand_in_reply(req.cmd, want)
+                Some((r, _)) => {
+                    match self.timed(read_reply(r, req.cmd, want)).await.and_then(|mut v| {
+                        wire::check_reply(req.cmd, &payload, &mut v)
+                            .map(|()| v)
+                            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+                    }) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            self.mark_lost(format!("its reply failed: {e}"));
+                            shard = None;
+                            wire::stand_in_reply(req.cmd, want)
+                        }
                     }
-                },
+                }
                 None => wire::stand_in_reply(req.cmd, want),
             };
             self.counters.bytes_from_shard.fetch_add(8 + want, Ordering::Relaxed);
@@ -353,6 +359,14 @@ where
             payload.resize(size as usize, 0);
             hr.read_exact(&mut payload).await?;
         }
+        // The reply's size is known (and a read's checked) before the server sees the request.
+        let reply = match req.reply {
+            Reply::None => None,
+            Reply::Fixed(n) => Some(n),
+            Reply::TensorData => {
+                Some(wire::tensor_reply_size(&payload, &limits).map_err(ShardError::Refused)?)
+            }
+        };
         match req.cmd {
             cmd::ALLOC_BUFFER => {
                 let want = u64::from_le_bytes(payload[4..12].try_into().expect("12 bytes"));
@@ -388,13 +402,7 @@ where
             }
         }
         sw.flush().await?;
-        let want = match req.reply {
-            Reply::None => continue,
-            Reply::Fixed(n) => n,
-            Reply::TensorData => {
-                wire::tensor_reply_size(&payload, &limits).map_err(ShardError::Refused)?
-            }
-        };
+        let Some(want) = reply else { continue };
         let got = sr.read_u64_le().await?;
         if got != want {
             let e = wire::WireError::BadReply { cmd: req.cmd, expected: want, got };

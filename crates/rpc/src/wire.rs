@@ -107,6 +107,13 @@ pub enum WireError {
         /// The size the frame claimed.
         size: u64,
     },
+    /// A reply whose contents the client could not use safely.
+    BadValue {
+        /// The command replied to.
+        cmd: u8,
+        /// What was wrong.
+        what: &'static str,
+    },
     /// A reply whose size is not the one its request asked for.
     BadReply {
         /// The command replied to.
@@ -124,6 +131,9 @@ impl fmt::Display for WireError {
             Self::UnknownCommand(c) => write!(f, "unknown ggml-rpc command {c}"),
             Self::BadSize { cmd, size } => {
                 write!(f, "a ggml-rpc {} frame of {size} bytes is out of bounds", name(*cmd))
+            }
+            Self::BadValue { cmd, what } => {
+                write!(f, "a ggml-rpc {} reply with {what}", name(*cmd))
             }
             Self::BadReply { cmd, expected, got } => write!(
                 f,
@@ -217,6 +227,41 @@ pub fn name(cmd: u8) -> &'static str {
     NAMES.get(usize::from(cmd)).copied().unwrap_or("UNKNOWN")
 }
 
+/// Checks a shard's reply to `request` (its payload) before the head's ggml-rpc client sees
+/// it. The client trusts these values, and some would abort or hang the head's whole process:
+/// an alignment of 0 divides by zero, a device count of 4 billion makes that many devices, a
+/// maximum buffer size of 1 cuts a model into that many buffers. The capabilities in a HELLO
+/// reply are cleared (they could ask the client to switch transports).
+pub fn check_reply(cmd: u8, request: &[u8], reply: &mut [u8]) -> Result<(), WireError> {
+    let u64_at = |b: &[u8], at: usize| {
+        b.get(at..at + 8).map_or(0, |x| u64::from_le_bytes(x.try_into().expect("8 bytes")))
+    };
+    let alignment = u64_at(reply, 0);
+    let what = match cmd {
+        cmd::HELLO if reply.first() != Some(&PROTOCOL_MAJOR) => "another protocol version",
+        cmd::HELLO => {
+            reply.iter_mut().skip(4).for_each(|b| *b = 0);
+            return Ok(());
+        }
+        cmd::DEVICE_COUNT if reply.get(..4) != Some(&1u32.to_le_bytes()[..]) => {
+            "a device count other than 1"
+        }
+        cmd::GET_ALIGNMENT if !alignment.is_power_of_two() || alignment > 1 << 16 => {
+            "an alignment that is not a power of two up to 64 KiB"
+        }
+        cmd::GET_MAX_SIZE if u64_at(reply, 0) < 1 << 20 => "a maximum buffer size under 1 MiB",
+        cmd::ALLOC_BUFFER if u64_at(reply, 0) != 0 && u64_at(reply, 8) < u64_at(request, 4) => {
+            "a buffer smaller than asked for"
+        }
+        cmd::BUFFER_GET_BASE if u64_at(reply, 0) == 0 => "a null base address",
+        cmd::COPY_TENSOR | cmd::SET_TENSOR_HASH if reply.first().is_some_and(|&r| r > 1) => {
+            "a result other than 0 or 1"
+        }
+        _ => return Ok(()),
+    };
+    Err(WireError::BadValue { cmd, what })
+}
+
 /// The reply a bridge gives in place of a shard that is gone: the exact size the client
 /// waits for, with values that make it fail cleanly rather than crash. An ALLOC_BUFFER of a
 /// null buffer makes a load fail with "unable to allocate"; a read returns zeros, which the
@@ -228,7 +273,8 @@ pub fn stand_in_reply(cmd: u8, size: u64) -> Vec<u8> {
         cmd::DEVICE_COUNT => out[0] = 1,
         // Alignment and sizes of zero would divide by zero in the allocator.
         cmd::GET_ALIGNMENT => out[0] = 32,
-        cmd::GET_MAX_SIZE | cmd::GET_ALLOC_SIZE | cmd::BUFFER_GET_BASE => out[0] = 64,
+        cmd::GET_ALLOC_SIZE | cmd::BUFFER_GET_BASE => out[0] = 64,
+        cmd::GET_MAX_SIZE => out[..8].copy_from_slice(&u64::MAX.to_le_bytes()),
         _ => {}
     }
     out
@@ -275,5 +321,54 @@ mod tests {
             }
         }
         assert_eq!(stand_in_reply(cmd::HELLO, 28)[0], PROTOCOL_MAJOR);
+    }
+
+    #[test]
+    fn replies_the_client_cannot_use_safely_are_refused_and_stand_ins_pass() {
+        let mut alloc_req = vec![0u8; 12];
+        alloc_req[4..12].copy_from_slice(&4096u64.to_le_bytes());
+        let refused: &[(u8, &[u8], Vec<u8>)] = &[
+            (cmd::HELLO, &[], {
+                let mut r = vec![0u8; 28];
+                r[0] = PROTOCOL_MAJOR + 1;
+                r
+            }),
+            (cmd::DEVICE_COUNT, &[], u32::MAX.to_le_bytes().to_vec()),
+            (cmd::DEVICE_COUNT, &[], 0u32.to_le_bytes().to_vec()),
+            (cmd::GET_ALIGNMENT, &[], 0u64.to_le_bytes().to_vec()),
+            (cmd::GET_ALIGNMENT, &[], 48u64.to_le_bytes().to_vec()),
+            (cmd::GET_ALIGNMENT, &[], (1u64 << 40).to_le_bytes().to_vec()),
+            (cmd::GET_MAX_SIZE, &[], 1u64.to_le_bytes().to_vec()),
+            (cmd::ALLOC_BUFFER, &alloc_req, [7u64.to_le_bytes(), 100u64.to_le_bytes()].concat()),
+            (cmd::BUFFER_GET_BASE, &[], 0u64.to_le_bytes().to_vec()),
+            (cmd::COPY_TENSOR, &[], vec![2]),
+        ];
+        for (c, req, reply) in refused {
+            let mut reply = reply.clone();
+            let e = check_reply(*c, req, &mut reply).expect_err(name(*c));
+            assert!(matches!(e, WireError::BadValue { .. }), "{e}");
+        }
+        // A failed allocation (null buffer) is a fine answer; so is what a real server says.
+        let mut r = [0u64.to_le_bytes(), 0u64.to_le_bytes()].concat();
+        assert!(check_reply(cmd::ALLOC_BUFFER, &alloc_req, &mut r).is_ok());
+        let mut r = [9u64.to_le_bytes(), 4096u64.to_le_bytes()].concat();
+        assert!(check_reply(cmd::ALLOC_BUFFER, &alloc_req, &mut r).is_ok());
+        // HELLO's capabilities are cleared.
+        let mut hello = vec![0xffu8; 28];
+        hello[0] = PROTOCOL_MAJOR;
+        check_reply(cmd::HELLO, &[], &mut hello).unwrap();
+        assert!(hello[4..].iter().all(|&b| b == 0));
+        // Every stand-in passes its own check.
+        for c in 0..cmd::COUNT {
+            let limits = FrameLimits::default();
+            if let Some(Request { reply: Reply::Fixed(n), .. }) =
+                (0..=2 * RPC_TENSOR + 64).find_map(|size| request(c, size, &limits).ok())
+            {
+                let mut r = stand_in_reply(c, n);
+                if let Err(e) = check_reply(c, &alloc_req, &mut r) {
+                    panic!("the stand-in for {} fails: {e}", name(c));
+                }
+            }
+        }
     }
 }
