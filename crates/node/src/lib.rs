@@ -32,7 +32,7 @@ pub use gateway_node::{
     GatewayNode, GatewayNodeConfig, LocalSummary, LocalWorkerSpec, P2pSettings,
 };
 pub use http_server::HttpConfig;
-pub use join::JoinTarget;
+pub use join::{FailKind, JoinEvent, JoinFailure, JoinTarget};
 pub use knowledge::KnowledgeBase;
 pub use local_engine::{EngineSpec, LocalEngine};
 pub use membership::MAX_MEMBERS;

@@ -37,6 +37,9 @@ pub struct WorkerInfo {
     pub knowledge: Option<Arc<dyn crate::KnowledgeBase>>,
     /// Holding layers of pooled models for the gateway; `None` holds none.
     pub shards: Option<Arc<crate::ShardHostConfig>>,
+    /// Where joins, losses and join failures are told (for the terminal); `None` tells nobody.
+    /// Bounded: a full channel drops the event, it is in the log too.
+    pub events: Option<tokio::sync::mpsc::Sender<crate::JoinEvent>>,
 }
 
 fn status(engine: &dyn Engine, info: &WorkerInfo) -> Status {
@@ -148,15 +151,28 @@ pub async fn run_worker(
             tokio::spawn(run_task(task_engine.clone(), stream, paused));
         }
     };
+    let tell = |event: crate::JoinEvent| {
+        if let Some(tx) = &info.events {
+            let _ = tx.try_send(event);
+        }
+    };
     let join = async {
         let mut finder = Finder::new(p2p, target);
         let mut backoff = Duration::from_millis(500);
+        // A failure is told when its kind changes, not at every retry; the log has them all.
+        let mut last_failure = None;
+        let mut lost_at = None::<std::time::Instant>;
         loop {
             match finder.open().await {
                 Ok((peer, stream)) => {
                     backoff = Duration::from_millis(500);
+                    last_failure = None;
                     current_tx.send_replace(Some(peer));
                     tracing::info!(gateway = %peer, "joined");
+                    tell(crate::JoinEvent::Joined {
+                        gateway: peer,
+                        away: lost_at.take().map(|t| t.elapsed()),
+                    });
                     let mut msg = Membership::Hello(status(engine.as_ref(), &info));
                     let mut health = info.health.clone();
                     // The gateway answers on the same stream (update announcements).
@@ -165,8 +181,7 @@ pub async fn run_worker(
                     let beat = async {
                         loop {
                             if let Err(e) = frame::write(&mut stream, &msg).await {
-                                tracing::warn!(error = %e, "lost the gateway; rejoining");
-                                break;
+                                break format!("a heartbeat could not be sent: {e}");
                             }
                             // A pause or resume is told at once, not at the next heartbeat.
                             tokio::select! {
@@ -176,12 +191,24 @@ pub async fn run_worker(
                             msg = Membership::Heartbeat(status(engine.as_ref(), &info));
                         }
                     };
-                    tokio::select! {
-                        () = beat => {}
-                        () = listen => tracing::warn!("the gateway closed the membership stream; rejoining"),
+                    let why = tokio::select! {
+                        why = beat => why,
+                        () = listen => "the gateway closed the membership stream".to_owned(),
+                    };
+                    tracing::info!(%why, "lost the gateway; rejoining");
+                    lost_at = Some(std::time::Instant::now());
+                    tell(crate::JoinEvent::Lost { why });
+                }
+                Err(failure) => {
+                    tracing::info!(error = %failure, "cannot join the gateway; retrying");
+                    if failure.is_fatal() {
+                        return Err(failure.message);
+                    }
+                    if last_failure != Some(failure.kind) {
+                        last_failure = Some(failure.kind);
+                        tell(crate::JoinEvent::Failed(failure));
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot join the gateway; retrying"),
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(10));
@@ -191,7 +218,7 @@ pub async fn run_worker(
         () = serve => Err("the task listener stopped".into()),
         () = queries => Err("the retrieval listener stopped".into()),
         () = shard_sessions => Err("the ggml-rpc listener stopped".into()),
-        () = join => Ok(()),
+        r = join => r,
     }
 }
 

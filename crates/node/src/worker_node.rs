@@ -26,6 +26,8 @@ use crate::{
 const TASKS_GRACE: Duration = Duration::from_secs(2);
 /// Announcements waiting for the updater; more are dropped (the next heartbeat repeats them).
 const ANNOUNCEMENTS: usize = 4;
+/// Join events waiting for the terminal; more are dropped (they are in the log too).
+const JOIN_EVENTS: usize = 16;
 
 /// The device guard's inputs.
 #[derive(Debug)]
@@ -90,6 +92,7 @@ pub struct WorkerNode {
     tasks: JoinSet<()>,
     p2p: Option<Arc<P2p>>,
     failure: Arc<Mutex<Option<String>>>,
+    join_events: Option<mpsc::Receiver<crate::JoinEvent>>,
 }
 
 impl WorkerNode {
@@ -125,6 +128,7 @@ impl WorkerNode {
             Some(g) => Some(crate::spawn_guard(g.sources, g.guard, g.interval).await),
             None => None,
         };
+        let (events, join_events) = mpsc::channel(JOIN_EVENTS);
         let info = WorkerInfo {
             name: config.name,
             tokens_per_s: loaded.tokens_per_s,
@@ -134,6 +138,7 @@ impl WorkerNode {
             updates,
             knowledge: config.knowledge,
             shards: config.shards.map(Arc::new),
+            events: Some(events),
         };
         let failure = Arc::new(Mutex::new(None));
         tasks.spawn({
@@ -158,7 +163,13 @@ impl WorkerNode {
             tasks,
             p2p: Some(p2p),
             failure,
+            join_events: Some(join_events),
         })
+    }
+
+    /// Joins, losses and join failures as they happen, for the terminal; `None` once taken.
+    pub fn join_events(&mut self) -> Option<mpsc::Receiver<crate::JoinEvent>> {
+        self.join_events.take()
     }
 
     /// This node's peer id.

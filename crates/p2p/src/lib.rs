@@ -26,11 +26,13 @@
 
 mod behaviour;
 pub mod bundle;
+mod dial;
 pub mod frame;
 mod key;
 mod node;
 pub mod wire;
 
+pub use dial::DialKind;
 pub use key::load_or_create_key;
 pub use libp2p::{identity::Keypair, multiaddr::Protocol, Multiaddr, PeerId, Stream};
 pub use libp2p_stream::{Control, IncomingStreams, OpenStreamError};

@@ -85,6 +85,8 @@ pub enum P2pError {
     Dial {
         /// The address dialed.
         addr: Multiaddr,
+        /// What kind of failure it was.
+        kind: crate::DialKind,
         /// Why, as libp2p reported it.
         reason: String,
     },
@@ -330,7 +332,9 @@ impl EventLoop {
                         self.pending.insert(id, (addr, reply));
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(P2pError::Dial { addr, reason: e.to_string() }));
+                        let kind = crate::dial::classify(&e);
+                        let _ =
+                            reply.send(Err(P2pError::Dial { addr, kind, reason: e.to_string() }));
                     }
                 }
             }
@@ -357,10 +361,12 @@ impl EventLoop {
             }
             SwarmEvent::OutgoingConnectionError { connection_id, peer_id, error } => {
                 if let Some((addr, reply)) = self.pending.remove(&connection_id) {
-                    let _ = reply.send(Err(P2pError::Dial { addr, reason: error.to_string() }));
+                    let kind = crate::dial::classify(&error);
+                    let _ =
+                        reply.send(Err(P2pError::Dial { addr, kind, reason: error.to_string() }));
                 }
-                tracing::warn!(peer = ?peer_id, error = %error,
-                    "cannot connect: check the address, that the gateway runs, and that both use the same swarm secret");
+                // The worker's join path says what this means and what to do.
+                tracing::debug!(peer = ?peer_id, error = %error, "cannot connect");
             }
             SwarmEvent::ConnectionEstablished { peer_id, endpoint, connection_id, .. } => {
                 if let Some((addr, reply)) = self.pending.remove(&connection_id) {
@@ -375,6 +381,7 @@ impl EventLoop {
                             let _ = self.swarm.disconnect_peer_id(peer_id);
                             Err(P2pError::Dial {
                                 addr,
+                                kind: crate::DialKind::WrongPeer,
                                 reason: format!("it is peer {peer_id}, not {id}"),
                             })
                         }

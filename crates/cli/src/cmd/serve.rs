@@ -32,6 +32,10 @@ pub(crate) struct Args {
     /// Do not run a local engine (the gateway only routes).
     #[arg(long)]
     no_local: bool,
+    /// This node's name in the swarm view (default: the hostname and the end of its peer id,
+    /// so several nodes on one machine are told apart).
+    #[arg(long)]
+    name: Option<String>,
     /// Directory of signed update bundles (nova-swarm-<version>.tgz and .tgz.sig) served to
     /// workers and at /bundle/latest. Default: <data dir>/bundles.
     #[arg(long, env = "NOVA_BUNDLE_DIR")]
@@ -161,6 +165,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         Err(e) => return Err(e),
     };
     let key = nova_p2p::load_or_create_key(&data_dir.join("node.key"))?;
+    let name = args.name.clone().unwrap_or_else(|| node_name(&key));
     let p2p_listen = match (&args.p2p_listen, args.lan) {
         (Some(l), _) => l.clone(),
         (None, true) => "/ip4/0.0.0.0/tcp/8788".parse()?,
@@ -168,7 +173,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
     };
     // Opened before the model loads, so a missing index fails at once.
     let knowledge = match args.share_knowledge {
-        true => Some((hostname(), super::rag::shared(&data_dir)?)),
+        true => Some((name.clone(), super::rag::shared(&data_dir)?)),
         false => None,
     };
     let pool = match &args.pool {
@@ -182,7 +187,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
                 threads: args.engine.threads,
                 reply_timeout: args.shard_timeout,
                 replan_every: Duration::from_secs(2),
-                head_name: hostname(),
+                head_name: name.clone(),
             })
         }
         None => None,
@@ -190,7 +195,6 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
     let local = if args.no_local {
         None
     } else {
-        let name = hostname();
         Some(LocalWorkerSpec {
             id: format!("local-{name}"),
             name,
@@ -311,7 +315,15 @@ impl Signals {
     }
 }
 
-pub(crate) fn hostname() -> String {
+/// A node's default name: the hostname and the last 6 characters of its peer id, so three
+/// nodes on one machine do not all show as that machine.
+pub(crate) fn node_name(key: &nova_p2p::Keypair) -> String {
+    let id = key.public().to_peer_id().to_base58();
+    let tail = &id[id.len().saturating_sub(6)..];
+    format!("{}-{tail}", hostname())
+}
+
+fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .ok()

@@ -29,7 +29,8 @@ pub(crate) struct Args {
     // The swarm secret: --secret-file (preferred), NOVA_SWARM_SECRET or --secret.
     #[command(flatten)]
     secret: SecretArgs,
-    /// Name shown in the swarm view (default: the hostname).
+    /// Name shown in the swarm view (default: the hostname and the end of this node's peer
+    /// id, so several workers on one machine are told apart).
     #[arg(long)]
     name: Option<String>,
     /// Address this worker listens on (default: loopback; all interfaces with --lan). The
@@ -80,6 +81,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         nova_node::JoinTarget::Addr(a) => a.to_string(),
         nova_node::JoinTarget::Lan => "a gateway on the LAN".into(),
     };
+    let p2p_key_for_name = key.clone();
     let p2p = P2pSettings { key, secret: secret.value, listen, mdns: args.lan };
     // A bad p2p setting fails before a model is looked up (and maybe pulled).
     p2p.check()?;
@@ -90,7 +92,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
     let config = WorkerNodeConfig {
         p2p,
         target,
-        name: args.name.clone().unwrap_or_else(super::serve::hostname),
+        name: args.name.clone().unwrap_or_else(|| super::serve::node_name(&p2p_key_for_name)),
         version: super::bundle::running_version().into(),
         heartbeat: Duration::from_millis(args.heartbeat_ms),
         engine: engine_args::engine_spec(global, &args.engine).await?,
@@ -99,7 +101,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         knowledge,
         shards: shard_host(args.max_ram)?,
     };
-    let node = WorkerNode::spawn(config).await?;
+    let mut node = WorkerNode::spawn(config).await?;
     say!(
         "worker {} ({}, {:.0} tokens/s) joining {joining}",
         node.peer_id(),
@@ -107,9 +109,13 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         node.tokens_per_s()
     );
     say!("{update_line}");
-    tokio::select! {
-        () = signals.wait() => {}
-        () = node.stopped() => {}
+    let mut events = node.join_events();
+    loop {
+        tokio::select! {
+            () = signals.wait() => break,
+            () = node.stopped() => break,
+            Some(event) = async { events.as_mut()?.recv().await } => tell(&event),
+        }
     }
     let failure = node.failure();
     node.shutdown().await;
@@ -118,6 +124,20 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
     }
     eprintln!("worker stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line on the terminal for a join event: joins on stdout, trouble on stderr.
+fn tell(event: &nova_node::JoinEvent) {
+    match event {
+        nova_node::JoinEvent::Joined { gateway, away: None } => {
+            say!("joined the gateway {gateway}")
+        }
+        nova_node::JoinEvent::Joined { gateway, away: Some(d) } => {
+            say!("rejoined the gateway {gateway} ({:.0} s without it)", d.as_secs_f64())
+        }
+        nova_node::JoinEvent::Lost { why } => eprintln!("lost the gateway ({why}); rejoining"),
+        nova_node::JoinEvent::Failed(f) => eprintln!("cannot join yet: {f}; retrying"),
+    }
 }
 
 /// `--join` as a multiaddr: taken as is when it is one, else `host:port` resolved now.

@@ -11,6 +11,7 @@ mod guard;
 mod handover;
 mod http_limits;
 mod install;
+mod join;
 mod knowledge;
 mod lan;
 mod logs;
