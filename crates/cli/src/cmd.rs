@@ -24,4 +24,5 @@ pub(crate) mod rpc_shard;
 mod secret_args;
 pub(crate) mod serve;
 pub(crate) mod status;
+mod url_arg;
 pub(crate) mod worker;

@@ -31,12 +31,22 @@ pub(crate) struct Global {
     /// the `llama-cpp-2` target; its load-time warnings are noise for users, hence `error`.
     #[arg(long, global = true, env = "NOVA_LOG", default_value = "warn,llama-cpp-2=error")]
     log: String,
-    /// Log filter for the files under `<data dir>/logs/` that `serve` and `worker` write.
-    #[arg(long, global = true, env = "NOVA_LOG_FILE", default_value = logging::DEFAULT_FILE_FILTER)]
-    file_log: String,
+}
+
+/// The log files' filter: only `serve` and `worker` write log files, so only they take it.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct FileLogArgs {
+    /// Log filter for this node's files under `<data dir>/logs/`.
+    #[arg(long, env = "NOVA_LOG_FILE", default_value = logging::DEFAULT_FILE_FILTER)]
+    pub(crate) file_log: String,
 }
 
 impl Global {
+    /// Whether the data dir was chosen (--data-dir or NOVA_HOME) rather than the default.
+    pub(crate) fn data_dir_given(&self) -> bool {
+        self.data_dir.is_some()
+    }
+
     /// The data directory, resolved.
     pub(crate) fn data_dir(&self) -> anyhow::Result<PathBuf> {
         if let Some(d) = &self.data_dir {
@@ -55,7 +65,8 @@ enum Command {
     /// Manage model files.
     #[command(subcommand)]
     Model(cmd::model::Command),
-    /// Run the gateway: HTTP API over this node's engine (and, later, the swarm's workers).
+    /// Run the gateway: the HTTP API and dashboard over this node's engine and the swarm's
+    /// workers (they join with `nova worker --join`).
     Serve(cmd::serve::Args),
     /// Show the swarm's live view from a running gateway.
     Status(cmd::status::Args),
@@ -86,12 +97,16 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Only long-running commands keep log files; one-shot ones would litter the data dir.
-    let file_logs = matches!(cli.command, Command::Serve(_) | Command::Worker(_));
+    let file_log = match &cli.command {
+        Command::Serve(a) => Some(a.file_log.file_log.as_str()),
+        Command::Worker(a) => Some(a.file_log.file_log.as_str()),
+        _ => None,
+    };
     // Held until main returns: dropping it flushes the log files.
     let _logging = logging::init(logging::Settings {
         stderr_filter: &cli.global.log,
-        file_filter: &cli.global.file_log,
-        dir: file_logs.then(|| cli.global.data_dir().ok()).flatten().map(|d| d.join("logs")),
+        file_filter: file_log.unwrap_or(logging::DEFAULT_FILE_FILTER),
+        dir: file_log.and_then(|_| cli.global.data_dir().ok()).map(|d| d.join("logs")),
     });
 
     let runtime =

@@ -125,6 +125,11 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         .iter()
         .map(|h| nova_proto::Passage { source: h.path.clone(), text: h.text.clone() })
         .collect();
+    if !args.raw {
+        if let Some(note) = engine_args::base_model_note(global, &args.engine) {
+            eprintln!("{note}");
+        }
+    }
     let engine = engine_args::load(global, &args.engine).await?;
 
     let started = Instant::now();

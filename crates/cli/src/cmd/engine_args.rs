@@ -37,8 +37,9 @@ pub(crate) struct EngineArgs {
     /// Engine backend.
     #[arg(long, value_enum, default_value = "llama")]
     pub(crate) backend: Backend,
-    /// Base URL of the OpenAI-compatible server (with --backend openai-http).
-    #[arg(long, env = "NOVA_UPSTREAM_URL")]
+    /// Base URL of the OpenAI-compatible server (with --backend openai-http), with or without
+    /// `/v1`; `host:port` means http.
+    #[arg(long, env = "NOVA_UPSTREAM_URL", value_parser = super::url_arg::parse)]
     pub(crate) url: Option<String>,
     /// Bearer token for the upstream server.
     #[arg(long, env = "NOVA_UPSTREAM_KEY", hide_env_values = true)]
@@ -113,8 +114,34 @@ pub(crate) async fn resolve_name(
             .await??;
             Ok(cache.resolve(&name)?)
         }
+        // The hint names the data dir in use, so pasting it pulls where this command looks.
+        Err(CacheError::NotPulled { name, path }) if global.data_dir_given() => {
+            anyhow::bail!(
+                "model {name} is not in the cache ({path}); run `nova model pull {name} --data-dir {}`",
+                cache.dir().parent().unwrap_or(cache.dir()).display()
+            )
+        }
         other => Ok(other?),
     }
+}
+
+/// A note for `ask` when `args.model` has no chat template (a base model, such as gemma3-270m):
+/// it continues text rather than answering, and `--raw` is the way to use it. `None` when the
+/// model has a template or is not at hand (the load says why).
+pub(crate) fn base_model_note(global: &Global, args: &EngineArgs) -> Option<String> {
+    if args.backend != Backend::Llama {
+        return None;
+    }
+    let entry = Cache::new(&global.data_dir().ok()?).resolve(&args.model).ok()?;
+    let info = nova_model::gguf::inspect(&entry.path).ok()?;
+    (!info.has_chat_template).then(|| {
+        format!(
+            "note: {} has no chat template (a base model): it continues text rather than \
+             answering; give --raw and the start of the text it should continue, e.g. \
+             nova ask -m {} --raw \"The three longest rivers in Europe are\"",
+            entry.name, entry.name
+        )
+    })
 }
 
 /// The llama.cpp settings for `args.model`: resolved (pulled if missing) and its GGUF header

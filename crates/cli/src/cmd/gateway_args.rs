@@ -6,8 +6,8 @@ use crate::Global;
 
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct GatewayArgs {
-    /// The gateway's HTTP address.
-    #[arg(long, env = "NOVA_URL", default_value = "http://127.0.0.1:8787")]
+    /// The gateway's HTTP address (`host:port` means http).
+    #[arg(long, env = "NOVA_URL", default_value = "http://127.0.0.1:8787", value_parser = super::url_arg::parse)]
     url: String,
     /// Bearer token (default: the one in <data dir>/api-token).
     #[arg(long, env = "NOVA_API_TOKEN", hide_env_values = true)]

@@ -29,6 +29,8 @@ pub(crate) struct Args {
     token: Option<String>,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    pub(crate) file_log: crate::FileLogArgs,
     /// Do not run a local engine (the gateway only routes).
     #[arg(long)]
     no_local: bool,

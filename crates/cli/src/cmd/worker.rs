@@ -38,6 +38,8 @@ pub(crate) struct Args {
     /// for discovery.
     #[arg(long)]
     listen: Option<nova_p2p::Multiaddr>,
+    #[command(flatten)]
+    pub(crate) file_log: crate::FileLogArgs,
     /// Heartbeat interval in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     heartbeat_ms: u64,

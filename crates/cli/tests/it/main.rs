@@ -9,6 +9,7 @@ mod eval;
 mod forget;
 mod guard;
 mod handover;
+mod hints;
 mod http_limits;
 mod install;
 mod join;

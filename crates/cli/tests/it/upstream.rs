@@ -94,7 +94,10 @@ async fn a_gateway_and_a_worker_front_llama_server_with_empty_data_dirs() {
         "--heartbeat-ms",
         "300",
     ];
-    args.extend(upstream);
+    // The worker is given the URL the way OpenAI clients take it, and without a scheme, as
+    // people paste it: the same server.
+    let pasted = format!("{}/v1", server.url.trim_start_matches("http://"));
+    args.extend(["--backend", "openai-http", "--url", &pasted, "--model", "smollm2-135m"]);
     let worker = spawn_empty(&args);
     let said = worker.wait_for("worker ");
     assert!(said.contains("(smollm2-135m, "), "{said}");

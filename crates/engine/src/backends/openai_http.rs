@@ -31,10 +31,13 @@ pub struct OpenAiHttpConfig {
 }
 
 impl OpenAiHttpConfig {
-    /// Defaults: 4 concurrent requests, 5 s to connect, 120 s of silence at most.
+    /// Defaults: 4 concurrent requests, 5 s to connect, 120 s of silence at most. A base URL
+    /// ending in `/v1` (as OpenAI clients take it) is the same server.
     pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
+        let base_url = base_url.into();
+        let base_url = base_url.trim_end_matches('/');
         Self {
-            base_url: base_url.into().trim_end_matches('/').to_string(),
+            base_url: base_url.strip_suffix("/v1").unwrap_or(base_url).to_string(),
             model: model.into(),
             api_key: None,
             max_concurrent: 4,
