@@ -9,7 +9,7 @@
 //! - `GET /bundle/latest`, `GET /bundle/latest.sig`: the latest signed update bundle and its
 //!   manifest ([`Bundles`] port).
 //! - JSON bodies are parsed whatever their `Content-Type`, so `curl -d` works as pasted.
-//! - `GET /healthz`: liveness; `GET /`: the web dashboard's page, which holds no data. These are
+//! - `GET /healthz` (or `/health`): liveness; `GET /`: the web dashboard's page, which holds no data. These are
 //!   the only routes without a bearer token.
 //!
 //! This crate declares the port it needs, [`Inference`]; the node crate implements it.
@@ -28,6 +28,7 @@ mod submit;
 
 use std::sync::Arc;
 
+pub use axum::http::HeaderValue;
 use axum::{
     extract::DefaultBodyLimit,
     routing::{get, post},
@@ -71,6 +72,30 @@ pub struct AppState {
     feeds: Arc<Semaphore>,
     /// Where published update bundles are (`None`: the bundle routes answer 404).
     bundles: Option<Arc<dyn Bundles>>,
+    /// Browser origins allowed to call the API (CORS); empty allows none.
+    cors_origins: Vec<axum::http::HeaderValue>,
+}
+
+/// Most `--cors-origin`s a gateway takes.
+pub const MAX_CORS_ORIGINS: usize = 64;
+
+/// Checks one CORS origin as a browser sends it: `scheme://host[:port]`, nothing else (no path,
+/// no wildcard: a token-protected API is not for every site).
+pub fn parse_cors_origin(s: &str) -> Result<axum::http::HeaderValue, String> {
+    let bad = || {
+        format!(
+            "--cors-origin {s:?}: give an origin as a browser sends it, e.g. http://localhost:3000"
+        )
+    };
+    let (scheme, rest) = s.split_once("://").ok_or_else(bad)?;
+    if !matches!(scheme, "http" | "https")
+        || rest.is_empty()
+        || rest.len() > 253 + 6
+        || rest.contains(['/', '?', '#', '*', ' ', '@'])
+    {
+        return Err(bad());
+    }
+    axum::http::HeaderValue::from_str(s).map_err(|_| bad())
 }
 
 impl AppState {
@@ -82,7 +107,14 @@ impl AppState {
             limits,
             feeds: Arc::new(Semaphore::new(dashboard::MAX_FEEDS)),
             bundles: None,
+            cors_origins: Vec::new(),
         }
+    }
+
+    /// Lets pages from `origins` call the API from a browser (they still need the token).
+    pub fn with_cors(mut self, origins: Vec<axum::http::HeaderValue>) -> Self {
+        self.cors_origins = origins;
+        self
     }
 
     /// Serves update bundles from `bundles` at `/bundle/latest`.
@@ -104,11 +136,34 @@ pub fn router(state: AppState) -> Router {
         .route("/bundle/latest", get(bundle::archive))
         .route("/bundle/latest.sig", get(bundle::manifest))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
-    Router::new()
+    let cors = cors(&state.cors_origins);
+    let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/health", get(|| async { "ok\n" }))
         .merge(dashboard::routes())
         .merge(authed)
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state)
+        .with_state(state);
+    // Outermost, so a browser's preflight (which carries no token) is answered before auth.
+    match cors {
+        Some(cors) => app.layer(cors),
+        None => app,
+    }
+}
+
+/// The CORS layer for `origins`, or none: without origins no CORS header is ever sent, and
+/// browsers keep other sites' pages from reading the API.
+fn cors(origins: &[axum::http::HeaderValue]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{header, Method};
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(tower_http::cors::AllowOrigin::list(origins.iter().cloned()))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
 }

@@ -247,7 +247,8 @@ impl GatewayNode {
             });
         }
 
-        let mut state = AppState::new(Arc::new(gateway.clone()), &config.token, config.limits);
+        let mut state = AppState::new(Arc::new(gateway.clone()), &config.token, config.limits)
+            .with_cors(config.http.cors_origins.clone());
         if let Some(shelf) = shelf {
             state = state.with_bundles(Arc::new(ShelfBundles(shelf)));
         }

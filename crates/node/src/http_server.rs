@@ -31,6 +31,8 @@ pub struct HttpConfig {
     /// On shutdown, how long responses in progress may take to finish before their
     /// connections are closed.
     pub shutdown_grace: Duration,
+    /// Browser origins allowed to call the API (CORS); empty allows none.
+    pub cors_origins: Vec<axum::http::HeaderValue>,
 }
 
 impl HttpConfig {
@@ -42,6 +44,7 @@ impl HttpConfig {
             idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(5),
+            cors_origins: Vec::new(),
         }
     }
 }

@@ -36,6 +36,7 @@ pub use join::{FailKind, JoinEvent, JoinFailure, JoinTarget};
 pub use knowledge::KnowledgeBase;
 pub use local_engine::{EngineSpec, LocalEngine};
 pub use membership::MAX_MEMBERS;
+pub use nova_api::{parse_cors_origin, HeaderValue, MAX_CORS_ORIGINS};
 pub use nova_store::secure_dir;
 pub use pool::{PoolSpec, PooledWorker};
 pub use remote::RemoteWorker;

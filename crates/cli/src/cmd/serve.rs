@@ -31,6 +31,10 @@ pub(crate) struct Args {
     engine: EngineArgs,
     #[command(flatten)]
     pub(crate) file_log: crate::FileLogArgs,
+    /// Let web pages from this origin call the API from a browser (CORS), e.g.
+    /// http://localhost:3000; repeatable. Off by default. They still need the bearer token.
+    #[arg(long, value_name = "ORIGIN", value_parser = cors_origin)]
+    cors_origin: Vec<String>,
     /// Do not run a local engine (the gateway only routes).
     #[arg(long)]
     no_local: bool,
@@ -208,6 +212,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
             header_timeout: args.http_header_timeout,
             idle_timeout: args.http_idle_timeout,
             max_connections: args.http_max_connections,
+            cors_origins: cors_origins(&args.cors_origin)?,
             ..HttpConfig::new(args.bind)
         },
         token: token.clone(),
@@ -315,6 +320,20 @@ impl Signals {
             _ = self.term.recv() => {}
         }
     }
+}
+
+fn cors_origin(s: &str) -> Result<String, String> {
+    nova_node::parse_cors_origin(s).map(|_| s.to_owned())
+}
+
+fn cors_origins(given: &[String]) -> anyhow::Result<Vec<nova_node::HeaderValue>> {
+    anyhow::ensure!(
+        given.len() <= nova_node::MAX_CORS_ORIGINS,
+        "{} --cors-origin given; at most {}",
+        given.len(),
+        nova_node::MAX_CORS_ORIGINS
+    );
+    given.iter().map(|o| nova_node::parse_cors_origin(o).map_err(anyhow::Error::msg)).collect()
 }
 
 /// A node's default name: the hostname and the last 6 characters of its peer id, so three

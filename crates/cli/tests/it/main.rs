@@ -3,6 +3,7 @@
 
 mod ask;
 mod batching;
+mod cors;
 mod council;
 mod edge_cases;
 mod eval;
