@@ -305,7 +305,19 @@ impl Inner {
             Ok(r) => ("ok", r.trace.ttft_ms, r.usage.completion_tokens, r.trace.winner.clone()),
             Err(e) => (e.kind(), None, 0, None),
         };
-        self.metrics.request(strategy, outcome, latency, ttft.map(|t| t / 1000.0), tokens);
+        let workers: Vec<(&str, u32)> = match result {
+            Ok(r) => r.trace.attempts.iter().map(|a| (a.worker.as_str(), a.tokens)).collect(),
+            Err(_) => Vec::new(),
+        };
+        self.metrics.request(crate::metrics::RequestRecord {
+            strategy,
+            outcome,
+            latency_s: latency,
+            ttft_s: ttft.map(|t| t / 1000.0),
+            tokens,
+            prompt_tokens: result.as_ref().map_or(0, |r| r.usage.prompt_tokens),
+            workers: &workers,
+        });
         let tags = bounded_tags(job);
         if let (Ok(r), false) = (result, tags.is_empty()) {
             let now = now_ms();
@@ -384,7 +396,15 @@ impl Inner {
     }
 
     fn refuse(&self, job: &Job, err: InferError) -> InferError {
-        self.metrics.request(strategy_name(job.strategy), err.kind(), 0.0, None, 0);
+        self.metrics.request(crate::metrics::RequestRecord {
+            strategy: strategy_name(job.strategy),
+            outcome: err.kind(),
+            latency_s: 0.0,
+            ttft_s: None,
+            tokens: 0,
+            prompt_tokens: 0,
+            workers: &[],
+        });
         err
     }
 
@@ -493,7 +513,7 @@ impl Inference for Gateway {
     }
 
     fn metrics(&self) -> String {
-        let mut out = self.inner.metrics.render(&self.inner.view());
+        let mut out = self.inner.metrics.render(&nova_api::Inference::swarm(self));
         if let Some(c) = lock(&self.inner.refused).as_ref() {
             out.push_str("# HELP nova_p2p_refused_connections_total Connections refused: wrong swarm secret or not a nova node.\n");
             out.push_str("# TYPE nova_p2p_refused_connections_total counter\n");
@@ -550,7 +570,15 @@ async fn orchestrate(
     let result = tokio::select! {
         // The client went away: dropping `work` drops every worker stream, cancelling them.
         _ = tx.closed() => {
-            inner.metrics.request(strategy_name(job.strategy), "cancelled", t0.elapsed().as_secs_f64(), None, 0);
+            inner.metrics.request(crate::metrics::RequestRecord {
+                strategy: strategy_name(job.strategy),
+                outcome: "cancelled",
+                latency_s: t0.elapsed().as_secs_f64(),
+                ttft_s: None,
+                tokens: 0,
+                prompt_tokens: 0,
+                workers: &[],
+            });
             inner.capacity.notify_waiters();
             return;
         }

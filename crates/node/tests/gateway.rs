@@ -330,7 +330,11 @@ async fn admission_is_bounded_with_retry_after() {
         metrics.contains("nova_requests_total{strategy=\"race\",outcome=\"overloaded\"} 1"),
         "{metrics}"
     );
-    assert!(metrics.contains("nova_workers{state=\"online\"} 1"), "{metrics}");
+    assert!(metrics.contains("nova_workers{state=\"ready\"} 1"), "{metrics}");
+    assert!(metrics.contains("nova_prompt_tokens_total "), "{metrics}");
+    assert!(metrics.contains(",state=\"ready\"} 1"), "nova_worker_info: {metrics}");
+    assert!(metrics.contains("nova_worker_tokens_total{worker="), "{metrics}");
+    assert!(metrics.contains("nova_attempts_total{worker="), "{metrics}");
     assert!(
         metrics.contains("nova_time_to_first_token_seconds_count{strategy=\"race\"} 1"),
         "{metrics}"

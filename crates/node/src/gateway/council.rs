@@ -275,7 +275,7 @@ impl Council<'_> {
                     ballots.push(Ballot { shown: shown.clone(), ranked });
                 }
                 Err(f) => {
-                    self.inner.metrics.attempt(f.kind);
+                    self.inner.metrics.attempt(&f.worker, f.kind);
                     attempts.push(Attempt { role: Some("ranker".into()), ..f.attempt() });
                 }
             }
@@ -364,7 +364,7 @@ impl Council<'_> {
                     ));
                 }
                 Ok(Err(f)) => {
-                    self.inner.metrics.attempt(f.kind);
+                    self.inner.metrics.attempt(&f.worker, f.kind);
                     tracing::warn!(worker = %f.worker, error = %f.message, "chairman failed; the next member takes over");
                     attempts.push(Attempt { role: Some("chairman".into()), ..f.attempt() });
                 }

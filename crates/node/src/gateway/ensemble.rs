@@ -115,7 +115,7 @@ pub(crate) async fn run(
     let mut attempts: Vec<Attempt> = got.other_attempts(t0);
     for (i, a) in got.answers.iter().enumerate() {
         let outcome = if i == j.best { "won" } else { "lost" };
-        inner.metrics.attempt(outcome);
+        inner.metrics.attempt(&a.worker, outcome);
         attempts.push(Attempt {
             score: Some(j.scores[i]),
             claim: Some(j.claims[i].clone()),

@@ -63,7 +63,7 @@ pub(crate) async fn whole(
     let Some(answer) = got.answers.pop() else {
         return Err(all_failed(&got.failures));
     };
-    inner.metrics.attempt("won");
+    inner.metrics.attempt(&answer.worker, "won");
     let mut attempts = got.other_attempts(t0);
     attempts.push(answer.attempt("won"));
     Ok(JobResult {
@@ -178,7 +178,7 @@ pub(crate) async fn streamed(
         };
         let (kind, wire, msg) = failure_kind(err.as_ref());
         let worker = streams.ids[idx].clone();
-        inner.metrics.attempt(kind);
+        inner.metrics.attempt(&worker, kind);
         attempts.push(attempt(&worker, kind, t0, None, 0));
         live -= 1;
         if wire.is_client_error() {
@@ -208,7 +208,7 @@ pub(crate) async fn streamed(
     streams.cancel_all_but(current);
     for (i, id) in streams.ids.iter().enumerate() {
         if i != current && !attempts.iter().any(|a: &Attempt| &a.worker == id) {
-            inner.metrics.attempt("cancelled");
+            inner.metrics.attempt(id, "cancelled");
             attempts.push(attempt(id, "cancelled", t0, None, 0));
         }
     }
@@ -239,8 +239,8 @@ pub(crate) async fn streamed(
             }
             Some(Ok(TokenEvent::Done { finish_reason, usage })) => {
                 streams.tasks.abort_all();
-                inner.metrics.attempt("won");
                 let winner = streams.ids[current].clone();
+                inner.metrics.attempt(&winner, "won");
                 attempts.push(attempt(
                     &winner,
                     "won",
@@ -269,7 +269,7 @@ pub(crate) async fn streamed(
         };
         let (kind, wire, msg) = failure_kind(err.as_ref());
         let from = streams.ids[current].clone();
-        inner.metrics.attempt(kind);
+        inner.metrics.attempt(&from, kind);
         attempts.push(attempt(&from, kind, t0, ttft_ms, sent));
         failed.insert(&from);
         tracing::warn!(worker = %from, error = %msg, tokens = sent, "streaming worker failed; handing over");

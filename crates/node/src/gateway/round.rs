@@ -140,7 +140,7 @@ impl Round<'_> {
                 }
                 Some(Ok(Err(failure))) => {
                     tracing::warn!(worker = %failure.worker, error = %failure.message, "attempt failed");
-                    self.inner.metrics.attempt(failure.kind);
+                    self.inner.metrics.attempt(&failure.worker, failure.kind);
                     f.done_running(&failure.worker);
                     if !failure.wire.is_busy() {
                         f.failed.insert(failure.worker.clone());
@@ -159,7 +159,7 @@ impl Round<'_> {
         // Aborting drops the streams: the workers stop generating.
         f.set.abort_all();
         for id in f.running.drain(..) {
-            self.inner.metrics.attempt("cancelled");
+            self.inner.metrics.attempt(&id, "cancelled");
             out.cancelled.push(id);
         }
         Ok(out)
