@@ -20,6 +20,7 @@ mod logs;
 mod model;
 mod pool;
 mod rag;
+mod readme;
 mod secret_file;
 mod serve;
 mod swarm;
