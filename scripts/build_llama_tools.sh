@@ -80,10 +80,12 @@ for p in json.load(sys.stdin)["packages"]:
     if [ "$mode" = --rpc ]; then
       dest="$home/tools/llama-cpp-sys-2-$sys_version-rpc-noamx"
       tools=(llama-bench ggml-rpc-server)
+      what="llama-bench and ggml-rpc-server"
       extra=(-DGGML_RPC=ON)
     else
       dest="$home/tools/llama-cpp-sys-2-$sys_version-noamx"
       tools=(llama-bench)
+      what="llama-bench"
       extra=()
     fi
     built=1
@@ -106,14 +108,14 @@ for p in json.load(sys.stdin)["packages"]:
       cp "$sdist/tools/rpc/"* "$work/tree/tools/rpc/"
       echo 'add_subdirectory(rpc)' >>"$work/tree/tools/CMakeLists.txt"
     fi
-    echo "building ${tools[*]} against llama-cpp-sys-2 $sys_version's llama.cpp (native CPU, Release${extra[*]:+, ${extra[*]}})" >&2
+    echo "building $what against llama-cpp-sys-2 $sys_version's llama.cpp (native CPU, Release${extra[*]:+, ${extra[*]}})" >&2
     cmake -S "$work/tree" -B "$work/build" "${cmake_flags[@]}" "${extra[@]}" -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF >&2
     cmake --build "$work/build" --target "${tools[@]}" -j "$(nproc)" >&2
     mkdir -p "$work/out/bin"
     for t in "${tools[@]}"; do
       cp "$work/build/bin/$t" "$work/out/bin/"
     done
-    echo "llama.cpp from llama-cpp-sys-2 $sys_version${extra[*]:+ (${extra[*]})}; ${tools[*]} sources from llama-cpp-python $version" >"$work/out/SOURCE"
+    echo "llama.cpp from llama-cpp-sys-2 $sys_version${extra[*]:+ (${extra[*]})}; $what sources from llama-cpp-python $version" >"$work/out/SOURCE"
     install_dir "$work" "$dest"
     echo "$dest/bin"
     ;;
