@@ -9,6 +9,13 @@
 #                                                sources, compiled against the very llama.cpp tree
 #                                                nova embeds (llama-cpp-sys-2's), so engine
 #                                                benchmarks compare like with like
+#   scripts/build_llama_tools.sh --rpc           llama.cpp's own RPC server (ggml-rpc-server: the
+#                                                tool its README calls rpc-server, renamed in this
+#                                                version) and a llama-bench with --rpc, both with
+#                                                -DGGML_RPC=ON against that same embedded tree, the
+#                                                tools' sources (tools/rpc, tools/llama-bench) taken
+#                                                from the source package as for --engine-tree; they
+#                                                compile there unchanged (same RPC protocol, 7.0.0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,7 +68,7 @@ case "$mode" in
     install_dir "$work" "$dest"
     echo "$dest/bin"
     ;;
-  --engine-tree)
+  --engine-tree | --rpc)
     meta="$(cargo metadata --format-version 1 --locked)"
     read -r sys_version sys_dir < <(python3 -c '
 import json, os, sys
@@ -70,8 +77,22 @@ for p in json.load(sys.stdin)["packages"]:
         print(p["version"], os.path.dirname(p["manifest_path"]))
         break' <<<"$meta")
     [ -n "${sys_dir:-}" ] || { echo "error: llama-cpp-sys-2 not found in cargo metadata" >&2; exit 1; }
-    dest="$home/tools/llama-cpp-sys-2-$sys_version-noamx"
-    if [ -x "$dest/bin/llama-bench" ]; then
+    if [ "$mode" = --rpc ]; then
+      dest="$home/tools/llama-cpp-sys-2-$sys_version-rpc-noamx"
+      tools=(llama-bench ggml-rpc-server)
+      what="llama-bench and ggml-rpc-server"
+      extra=(-DGGML_RPC=ON)
+    else
+      dest="$home/tools/llama-cpp-sys-2-$sys_version-noamx"
+      tools=(llama-bench)
+      what="llama-bench"
+      extra=()
+    fi
+    built=1
+    for t in "${tools[@]}"; do
+      [ -x "$dest/bin/$t" ] || built=0
+    done
+    if [ "$built" = 1 ]; then
       echo "$dest/bin"
       exit 0
     fi
@@ -83,17 +104,23 @@ for p in json.load(sys.stdin)["packages"]:
     chmod -R u+w "$work/tree"
     cp "$sdist/tools/llama-bench/"* "$work/tree/tools/llama-bench/"
     echo 'add_subdirectory(llama-bench)' >"$work/tree/tools/CMakeLists.txt"
-    echo "building llama-bench against llama-cpp-sys-2 $sys_version's llama.cpp (native CPU, Release)" >&2
-    cmake -S "$work/tree" -B "$work/build" "${cmake_flags[@]}" -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF >&2
-    cmake --build "$work/build" --target llama-bench -j "$(nproc)" >&2
+    if [ "$mode" = --rpc ]; then
+      cp "$sdist/tools/rpc/"* "$work/tree/tools/rpc/"
+      echo 'add_subdirectory(rpc)' >>"$work/tree/tools/CMakeLists.txt"
+    fi
+    echo "building $what against llama-cpp-sys-2 $sys_version's llama.cpp (native CPU, Release${extra[*]:+, ${extra[*]}})" >&2
+    cmake -S "$work/tree" -B "$work/build" "${cmake_flags[@]}" "${extra[@]}" -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF >&2
+    cmake --build "$work/build" --target "${tools[@]}" -j "$(nproc)" >&2
     mkdir -p "$work/out/bin"
-    cp "$work/build/bin/llama-bench" "$work/out/bin/"
-    echo "llama.cpp from llama-cpp-sys-2 $sys_version; llama-bench sources from llama-cpp-python $version" >"$work/out/SOURCE"
+    for t in "${tools[@]}"; do
+      cp "$work/build/bin/$t" "$work/out/bin/"
+    done
+    echo "llama.cpp from llama-cpp-sys-2 $sys_version${extra[*]:+ (${extra[*]})}; $what sources from llama-cpp-python $version" >"$work/out/SOURCE"
     install_dir "$work" "$dest"
     echo "$dest/bin"
     ;;
   *)
-    echo "usage: $0 [--engine-tree]" >&2
+    echo "usage: $0 [--engine-tree | --rpc]" >&2
     exit 2
     ;;
 esac

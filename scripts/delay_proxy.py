@@ -7,6 +7,10 @@ the proxy gains twice the delay). Bytes carried each way are written to `--stats
 a second, so a benchmark can count traffic on links nova does not instrument itself.
 
     delay_proxy.py --listen 127.0.0.1:9001 --to 127.0.0.1:9000 --delay-ms 2 [--stats FILE]
+
+It listens on loopback only, unless it runs in a named network namespace (`ip netns`, as
+scripts/bench_split.py makes, joined to another by a veth pair); there it may listen on that
+namespace's addresses.
 """
 
 import argparse
@@ -18,6 +22,20 @@ import time
 CHUNK = 64 * 1024
 # Bytes in flight per direction before reading pauses: the proxy's own memory stays bounded.
 MAX_IN_FLIGHT = 16 * 1024 * 1024
+
+
+def in_named_netns():
+    """True when this process runs in a network namespace `ip netns` made (one bound under
+    /run/netns), not the host's."""
+    try:
+        me = os.stat("/proc/self/ns/net")
+        for name in os.listdir("/run/netns"):
+            st = os.stat(os.path.join("/run/netns", name))
+            if (st.st_dev, st.st_ino) == (me.st_dev, me.st_ino):
+                return True
+    except OSError:
+        pass
+    return False
 
 
 class Counter:
@@ -64,14 +82,15 @@ async def pump(reader, writer, delay, counter, direction):
 
 async def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--listen", required=True, help="127.0.0.1:PORT to listen on")
+    ap.add_argument("--listen", required=True,
+                    help="127.0.0.1:PORT (in an `ip netns` namespace: any address)")
     ap.add_argument("--to", required=True, help="HOST:PORT to forward to")
     ap.add_argument("--delay-ms", type=float, default=0.0, help="delay each way, ms")
     ap.add_argument("--stats", help="write {\"up\": bytes, \"down\": bytes} here every second")
     args = ap.parse_args()
     lhost, lport = args.listen.rsplit(":", 1)
-    if lhost not in ("127.0.0.1", "localhost"):
-        raise SystemExit("--listen takes a loopback address only")
+    if lhost not in ("127.0.0.1", "localhost") and not in_named_netns():
+        raise SystemExit("--listen takes a loopback address only (outside a network namespace)")
     thost, tport = args.to.rsplit(":", 1)
     delay = args.delay_ms / 1000.0
     counter = Counter()
