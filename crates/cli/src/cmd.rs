@@ -12,6 +12,7 @@ macro_rules! say {
 pub(crate) mod ask;
 pub(crate) mod bench;
 pub(crate) mod bundle;
+pub(crate) mod chat;
 mod duration_arg;
 mod engine_args;
 pub(crate) mod eval;

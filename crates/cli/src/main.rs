@@ -62,6 +62,8 @@ impl Global {
 enum Command {
     /// Ask the local model and stream its answer.
     Ask(cmd::ask::Args),
+    /// Chat in the terminal with the local model, or with the swarm through --gateway.
+    Chat(cmd::chat::Args),
     /// Manage model files.
     #[command(subcommand)]
     Model(cmd::model::Command),
@@ -120,6 +122,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Ask(args) => cmd::ask::run(&cli.global, args).await,
+            Command::Chat(args) => cmd::chat::run(&cli.global, args).await,
             Command::Model(c) => cmd::model::run(&cli.global, c).await,
             Command::Bench(c) => cmd::bench::run(&cli.global, c).await,
             Command::Serve(args) => cmd::serve::run(&cli.global, args).await,

@@ -3,6 +3,7 @@
 
 mod ask;
 mod batching;
+mod chat;
 mod cors;
 mod council;
 mod edge_cases;
