@@ -17,6 +17,7 @@ mod knowledge;
 mod lan;
 mod logs;
 mod model;
+mod ollama;
 mod pool;
 mod rag;
 mod secret_file;
