@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test on a fresh machine: installs build prerequisites, pulls both
 # catalog models into the data dir (once; later runs only verify), builds llama.cpp's own
-# llama-server as the real upstream for the openai_http tests (once) and the official openai
-# Python client in a venv (once), then formats, lints and tests the workspace with one debug build.
+# llama-server as the real upstream for the openai_http tests (once) and the official openai and
+# ollama Python clients in venvs (once each), then formats, lints and tests the workspace with one
+# debug build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +44,16 @@ if ! "$venv/bin/python" -c 'import openai' 2>/dev/null; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check "openai==${OPENAI_PY_VERSION:-3.54.0}"
 fi
 export NOVA_OPENAI_PYTHON="$venv/bin/python"
+
+stage "ollama Python client"
+# Its own venv, so either client's pin can move without the other's reinstall.
+venv="$NOVA_HOME/tools/ollama-venv"
+ollama_py="${OLLAMA_PY_VERSION:-0.6.3}"
+if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('ollama') != '$ollama_py')" 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "ollama==$ollama_py"
+fi
+export NOVA_OLLAMA_PYTHON="$venv/bin/python"
 
 stage "playwright-core"
 # npm ci replaces node_modules every time; run it only when the lockfile changed since.

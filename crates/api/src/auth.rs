@@ -21,6 +21,21 @@ pub(crate) async fn require_token(
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    check(&state, &req)?;
+    Ok(next.run(req).await)
+}
+
+/// [`require_token`] for the Ollama routes, whose clients read errors in Ollama's shape.
+pub(crate) async fn require_token_ollama(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, crate::ollama::OllamaError> {
+    check(&state, &req)?;
+    Ok(next.run(req).await)
+}
+
+fn check(state: &AppState, req: &Request) -> Result<(), ApiError> {
     let given = req
         .headers()
         .get(AUTHORIZATION)
@@ -31,7 +46,7 @@ pub(crate) async fn require_token(
         tracing::warn!("request with a wrong bearer token refused");
         return Err(ApiError::Unauthorized("wrong bearer token"));
     }
-    Ok(next.run(req).await)
+    Ok(())
 }
 
 /// The token of an `Authorization` value in the `Bearer` scheme. Schemes are case-insensitive

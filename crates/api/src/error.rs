@@ -2,7 +2,7 @@
 //! `{"error": {"message", "type", "code"}}`.
 
 use axum::{
-    http::{header, HeaderValue, StatusCode},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
@@ -36,7 +36,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -81,22 +81,28 @@ impl ApiError {
         let (ty, code) = self.type_and_code();
         json!({"error": {"message": self.to_string(), "type": ty, "code": code}})
     }
+
+    /// Adds the headers this error calls for, whatever shape its body takes: when to retry,
+    /// and which scheme to authenticate with.
+    pub(crate) fn add_headers(&self, headers: &mut HeaderMap) {
+        if let Self::Infer(
+            InferError::Overloaded { retry_after_s } | InferError::NoCapacity { retry_after_s, .. },
+        ) = self
+        {
+            if let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string()) {
+                headers.insert(header::RETRY_AFTER, v);
+            }
+        }
+        if matches!(self, Self::Unauthorized(_)) {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (self.status(), Json(self.body())).into_response();
-        if let Self::Infer(
-            InferError::Overloaded { retry_after_s } | InferError::NoCapacity { retry_after_s, .. },
-        ) = &self
-        {
-            if let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-        }
-        if matches!(self, Self::Unauthorized(_)) {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
+        self.add_headers(resp.headers_mut());
         resp
     }
 }

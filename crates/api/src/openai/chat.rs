@@ -15,7 +15,8 @@ use axum::{
 };
 use futures_util::stream::{self, Stream, StreamExt};
 use nova_proto::{
-    normalize_tags, ChatMessage, Prompt, SamplingParams, Strategy, TaskId, ValidRequest,
+    normalize_tags, ChatMessage, Limits, Prompt, SamplingParams, Strategy, TaskId, ValidRequest,
+    ValidationError,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -46,6 +47,31 @@ pub(crate) struct NovaOptions {
     /// Answer from the documents nodes share, citing them in `nova.sources`.
     #[serde(default)]
     pub(crate) rag: bool,
+}
+
+impl NovaOptions {
+    /// The swarm job for `request`: tags normalised, the strategy defaulted, the fanout
+    /// clamped to what a swarm can use. Every API that takes nova's options goes through here,
+    /// so they route alike.
+    pub(crate) fn job(
+        self,
+        request: ValidRequest,
+        model: Option<String>,
+        stream: bool,
+        limits: &Limits,
+    ) -> Result<Job, ValidationError> {
+        Ok(Job {
+            request,
+            model,
+            strategy: crate::strategy_or_default(self.strategy, self.fanout),
+            fanout: self.fanout.unwrap_or(2).clamp(1, 16),
+            tags: normalize_tags(&self.tags, limits)?,
+            debug: self.debug,
+            stream,
+            deadline: DEADLINE,
+            rag: self.rag,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,20 +145,9 @@ pub(crate) async fn handle(
     }
     let params = sampling(&req);
     let request = ValidRequest::new(task_id(), Prompt::Chat(req.messages), params, &state.limits)?;
-    let opts = req.nova.unwrap_or_default();
-    let tags = normalize_tags(&opts.tags, &state.limits)?;
     let model = req.model.filter(|m| m != "nova" && !m.is_empty());
-    let job = Job {
-        request,
-        model: model.clone(),
-        strategy: crate::strategy_or_default(opts.strategy, opts.fanout),
-        fanout: opts.fanout.unwrap_or(2).clamp(1, 16),
-        tags,
-        debug: opts.debug,
-        stream: req.stream,
-        deadline: DEADLINE,
-        rag: opts.rag,
-    };
+    let opts = req.nova.unwrap_or_default();
+    let job = opts.job(request, model.clone(), req.stream, &state.limits)?;
     let rx = state.inference.run(job).await?;
     let id = format!("chatcmpl-{:x}", task_id().0);
     let model = model.unwrap_or_else(|| "nova".into());
@@ -178,7 +193,7 @@ fn whole(id: &str, model: &str, r: &JobResult) -> Value {
 
 /// nova's extension object of a finished answer: the trace, and the sources of a grounded
 /// answer.
-fn nova_object(r: &JobResult) -> Value {
+pub(crate) fn nova_object(r: &JobResult) -> Value {
     let mut v = json!(r.trace);
     if !r.sources.is_empty() {
         v["sources"] = json!(r.sources);

@@ -19,6 +19,7 @@ mod knowledge;
 mod lan;
 mod logs;
 mod model;
+mod ollama;
 mod pool;
 mod rag;
 mod readme;
