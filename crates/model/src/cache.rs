@@ -69,6 +69,12 @@ pub enum CacheError {
         /// Its registered path.
         path: String,
     },
+    /// A path that names no file.
+    #[error("file not found: {0}")]
+    FileNotFound(String),
+    /// A path that names something other than a file.
+    #[error("not a file: {0} (give a .gguf file)")]
+    NotAFile(String),
     /// The name is taken.
     #[error("the name {0:?} belongs to a catalog model; choose another with --name")]
     NameTaken(String),
@@ -204,6 +210,15 @@ impl Cache {
                 catalog: None,
             });
         }
+        // Names never hold a slash or end in .gguf, so this was meant as a file: "unknown
+        // model" would send the user looking in the wrong place.
+        if looks_like_path(name_or_path) {
+            return Err(if path.exists() {
+                CacheError::NotAFile(name_or_path.into())
+            } else {
+                CacheError::FileNotFound(name_or_path.into())
+            });
+        }
         let mut known: Vec<String> = catalog::names().into_iter().map(String::from).collect();
         known.extend(registry.models.into_iter().map(|r| r.name));
         Err(CacheError::Unknown { name: name_or_path.into(), known: known.join(", ") })
@@ -255,6 +270,11 @@ impl Cache {
     }
 }
 
+/// Whether `s` can only be meant as a file: model names hold no slash and no .gguf suffix.
+fn looks_like_path(s: &str) -> bool {
+    s.contains('/') || s.contains(std::path::MAIN_SEPARATOR) || s.to_lowercase().ends_with(".gguf")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,5 +308,18 @@ mod tests {
         fs::write(&file, tiny_gguf("llama", 8)).unwrap();
         assert!(matches!(cache.add(&file, Some("smollm2-135m")), Err(CacheError::NameTaken(_))));
         assert!(!cache.registry_path().exists(), "a refused add writes nothing");
+    }
+
+    #[test]
+    fn a_missing_path_is_file_not_found_and_a_bare_name_is_unknown() {
+        let home = tempfile::tempdir().unwrap();
+        let cache = Cache::new(home.path());
+        for p in ["/missing.gguf", "models/x", "x.GGUF"] {
+            let err = cache.resolve(p).unwrap_err();
+            assert_eq!(err.to_string(), format!("file not found: {p}"));
+        }
+        let dir = home.path().to_str().unwrap();
+        assert!(matches!(cache.resolve(dir), Err(CacheError::NotAFile(_))));
+        assert!(matches!(cache.resolve("llama-9000"), Err(CacheError::Unknown { .. })));
     }
 }
