@@ -78,6 +78,14 @@ pub enum CacheError {
     /// The name is taken.
     #[error("the name {0:?} belongs to a catalog model; choose another with --name")]
     NameTaken(String),
+    /// The name is already registered.
+    #[error("a model named {name:?} was already added (from {path}); pass --force to replace it, or choose another --name")]
+    AlreadyAdded {
+        /// The name.
+        name: String,
+        /// The path it is registered with.
+        path: String,
+    },
     /// The file is not a valid GGUF model.
     #[error("{path} is not a usable model: {source}")]
     Invalid {
@@ -225,11 +233,13 @@ impl Cache {
     }
 
     /// Checks that `path` is a GGUF model and registers it under `name` (default: the file
-    /// stem). Re-adding a name replaces its path. The registry is rewritten atomically.
+    /// stem). A name already added is refused unless `replace`. The registry is rewritten
+    /// atomically.
     pub fn add(
         &self,
         path: &Path,
         name: Option<&str>,
+        replace: bool,
     ) -> Result<(ModelEntry, gguf::GgufInfo), CacheError> {
         let info = gguf::inspect(path)
             .map_err(|source| CacheError::Invalid { path: path.display().to_string(), source })?;
@@ -245,6 +255,14 @@ impl Cache {
             return Err(CacheError::NameTaken(name));
         }
         let mut registry = self.registry()?;
+        if let Some(old) = registry.models.iter().find(|r| r.name == name) {
+            if !replace {
+                return Err(CacheError::AlreadyAdded {
+                    name,
+                    path: old.path.display().to_string(),
+                });
+            }
+        }
         registry.models.retain(|r| r.name != name);
         registry.models.push(Registered { name: name.clone(), path: path.clone() });
         self.write_registry(&registry)?;
@@ -291,7 +309,7 @@ mod tests {
 
         let file = home.path().join("tiny.gguf");
         fs::write(&file, tiny_gguf("llama", 8)).unwrap();
-        let (entry, info) = cache.add(&file, Some("tiny")).unwrap();
+        let (entry, info) = cache.add(&file, Some("tiny"), false).unwrap();
         assert_eq!((entry.name.as_str(), info.architecture.as_str()), ("tiny", "llama"));
         assert_eq!(cache.resolve("tiny").unwrap().path, fs::canonicalize(&file).unwrap());
         assert_eq!(cache.resolve(file.to_str().unwrap()).unwrap().origin, ModelOrigin::Path);
@@ -304,9 +322,12 @@ mod tests {
         let cache = Cache::new(home.path());
         let file = home.path().join("bad.gguf");
         fs::write(&file, b"not a model").unwrap();
-        assert!(matches!(cache.add(&file, None), Err(CacheError::Invalid { .. })));
+        assert!(matches!(cache.add(&file, None, false), Err(CacheError::Invalid { .. })));
         fs::write(&file, tiny_gguf("llama", 8)).unwrap();
-        assert!(matches!(cache.add(&file, Some("smollm2-135m")), Err(CacheError::NameTaken(_))));
+        assert!(matches!(
+            cache.add(&file, Some("smollm2-135m"), true),
+            Err(CacheError::NameTaken(_))
+        ));
         assert!(!cache.registry_path().exists(), "a refused add writes nothing");
     }
 
@@ -321,5 +342,22 @@ mod tests {
         let dir = home.path().to_str().unwrap();
         assert!(matches!(cache.resolve(dir), Err(CacheError::NotAFile(_))));
         assert!(matches!(cache.resolve("llama-9000"), Err(CacheError::Unknown { .. })));
+    }
+
+    #[test]
+    fn re_adding_a_name_needs_replace() {
+        let home = tempfile::tempdir().unwrap();
+        let cache = Cache::new(home.path());
+        let (a, b) = (home.path().join("a.gguf"), home.path().join("b.gguf"));
+        fs::write(&a, tiny_gguf("llama", 8)).unwrap();
+        fs::write(&b, tiny_gguf("gemma3", 8)).unwrap();
+        cache.add(&a, Some("m"), false).unwrap();
+        let err = cache.add(&b, Some("m"), false).unwrap_err();
+        assert!(matches!(err, CacheError::AlreadyAdded { .. }), "{err}");
+        assert!(err.to_string().contains("--force"), "{err}");
+        assert_eq!(cache.resolve("m").unwrap().path, fs::canonicalize(&a).unwrap());
+        cache.add(&b, Some("m"), true).unwrap();
+        assert_eq!(cache.resolve("m").unwrap().path, fs::canonicalize(&b).unwrap());
+        assert_eq!(cache.list().unwrap().iter().filter(|e| e.name == "m").count(), 1);
     }
 }

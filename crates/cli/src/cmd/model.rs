@@ -23,13 +23,16 @@ pub(crate) enum Command {
         #[arg(long, env = "NOVA_PYTHON", default_value = "python3")]
         python: String,
     },
-    /// Register a GGUF file under a name.
+    /// Register a GGUF file under a name (the file stays where it is).
     Add {
         /// The .gguf file.
         path: PathBuf,
         /// Name to register it under (default: the file name without extension).
         #[arg(long)]
         name: Option<String>,
+        /// Replace a model already added under that name.
+        #[arg(long)]
+        force: bool,
     },
     /// List models with what their GGUF headers say.
     List {
@@ -76,8 +79,8 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> anyhow::Result<ExitCod
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Add { path, name } => {
-            let (entry, info) = cache.add(&path, name.as_deref())?;
+        Command::Add { path, name, force } => {
+            let (entry, info) = cache.add(&path, name.as_deref(), force)?;
             println!(
                 "added {} ({}, {}, {}) from {}",
                 entry.name,

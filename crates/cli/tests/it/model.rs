@@ -100,3 +100,38 @@ ls -A "$1/models"; exit $code"#;
     assert!(!err.contains("panicked"));
     assert_eq!(stdout(&out).trim(), "", "the cache must hold no partial file or temp dir");
 }
+
+const SMOL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+const GEMMA: &str = "gemma-3-270m-q4_k_m.gguf";
+
+#[test]
+fn add_of_a_taken_name_is_refused_unless_forced() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let models = shared_home().join("models");
+    let (smol, gemma) = (models.join(SMOL), models.join(GEMMA));
+    let add = |src: &std::path::Path, force: bool| {
+        let mut cmd = nova(home.path());
+        cmd.args(["model", "add", "--name", "mine"]).arg(src);
+        if force {
+            cmd.arg("--force");
+        }
+        run(&mut cmd, LIMIT)
+    };
+    let registered = || {
+        let out = run(nova(home.path()).args(["model", "list", "--json"]), LIMIT);
+        let line = stdout(&out).lines().find(|l| l.contains("\"name\":\"mine\"")).map(String::from);
+        let v: serde_json::Value =
+            serde_json::from_str(&line.expect("mine is listed")).expect("json");
+        v["path"].as_str().expect("path").to_string()
+    };
+    assert!(add(&smol, false).status.success());
+    let out = add(&gemma, false);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("\"mine\" was already added") && err.contains("--force"), "{err}");
+    assert!(registered().ends_with(SMOL), "a refused add changes nothing");
+    let out = add(&gemma, true);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("added mine (gemma3"), "{}", stdout(&out));
+    assert!(registered().ends_with(GEMMA));
+}
