@@ -86,6 +86,22 @@ pub enum CacheError {
         /// The path it is registered with.
         path: String,
     },
+    /// Neither a catalog name nor an added one.
+    #[error("no model is named {name:?}: known names are {known}")]
+    NoSuchName {
+        /// The name asked for.
+        name: String,
+        /// The names known, comma-separated.
+        known: String,
+    },
+    /// A model file that could not be removed.
+    #[error("cannot remove {path}: {detail}")]
+    Remove {
+        /// The file.
+        path: String,
+        /// Why.
+        detail: String,
+    },
     /// The file is not a valid GGUF model.
     #[error("{path} is not a usable model: {source}")]
     Invalid {
@@ -101,6 +117,39 @@ pub enum CacheError {
         path: String,
         /// What went wrong.
         detail: String,
+    },
+}
+
+/// What [`Cache::remove`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    /// A catalog model's file was deleted.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Bytes the disk got back: none while other hard links still hold the data.
+        freed: u64,
+        /// Whether other hard links still hold the data.
+        still_linked: bool,
+    },
+    /// The cache held a symbolic link for the model; the link is gone, the file it pointed to
+    /// is untouched.
+    Link {
+        /// The link.
+        path: PathBuf,
+        /// Where it pointed.
+        target: PathBuf,
+    },
+    /// The catalog model was not in the cache; nothing changed.
+    NotPulled {
+        /// Where it would be.
+        path: PathBuf,
+    },
+    /// An added model left the registry. Its file was never copied into the cache, so it is
+    /// the user's own and stays where it is.
+    Unregistered {
+        /// The file it was added from.
+        path: PathBuf,
     },
 }
 
@@ -272,6 +321,54 @@ impl Cache {
         ))
     }
 
+    /// Removes the model called `name`: a catalog model's file (or the symbolic link standing
+    /// for it) in the cache folder, or an added model's registry entry. Nothing outside the
+    /// cache folder is ever deleted.
+    pub fn remove(&self, name: &str) -> Result<Removal, CacheError> {
+        if let Some(m) = catalog::find(name) {
+            return self.remove_file(m);
+        }
+        let mut registry = self.registry()?;
+        let Some(i) = registry.models.iter().position(|r| r.name == name) else {
+            let mut known: Vec<String> = catalog::names().into_iter().map(String::from).collect();
+            known.extend(registry.models.into_iter().map(|r| r.name));
+            return Err(CacheError::NoSuchName { name: name.into(), known: known.join(", ") });
+        };
+        let gone = registry.models.remove(i);
+        self.write_registry(&registry)?;
+        Ok(Removal::Unregistered { path: gone.path })
+    }
+
+    fn remove_file(&self, m: &CatalogModel) -> Result<Removal, CacheError> {
+        let path = self.dir.join(m.file_name);
+        let err = |detail: String| CacheError::Remove { path: path.display().to_string(), detail };
+        // The catalog is ours, but a file name that could climb out of the folder must never
+        // turn into a delete elsewhere.
+        if Path::new(m.file_name).file_name() != Some(std::ffi::OsStr::new(m.file_name)) {
+            return Err(err("the catalog's file name is not a plain name".into()));
+        }
+        // Not followed: a link is removed as a link, whatever it points to.
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(Removal::NotPulled { path });
+            }
+            Err(e) => return Err(err(e.to_string())),
+        };
+        let removal = if meta.file_type().is_symlink() {
+            let target = fs::read_link(&path).map_err(|e| err(e.to_string()))?;
+            Removal::Link { path: path.clone(), target }
+        } else if meta.is_file() {
+            let still_linked = has_other_links(&meta);
+            let freed = if still_linked { 0 } else { meta.len() };
+            Removal::File { path: path.clone(), freed, still_linked }
+        } else {
+            return Err(err("it is not a file; left in place".into()));
+        };
+        fs::remove_file(&path).map_err(|e| err(e.to_string()))?;
+        Ok(removal)
+    }
+
     fn write_registry(&self, registry: &Registry) -> Result<(), CacheError> {
         let path = self.registry_path();
         let err = |e: io::Error| CacheError::Registry {
@@ -291,6 +388,18 @@ impl Cache {
 /// Whether `s` can only be meant as a file: model names hold no slash and no .gguf suffix.
 fn looks_like_path(s: &str) -> bool {
     s.contains('/') || s.contains(std::path::MAIN_SEPARATOR) || s.to_lowercase().ends_with(".gguf")
+}
+
+/// Whether a file's data outlives unlinking it, held by another hard link.
+#[cfg(unix)]
+fn has_other_links(meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    meta.nlink() > 1
+}
+
+#[cfg(not(unix))]
+fn has_other_links(_: &fs::Metadata) -> bool {
+    false
 }
 
 #[cfg(test)]
@@ -359,5 +468,63 @@ mod tests {
         cache.add(&b, Some("m"), true).unwrap();
         assert_eq!(cache.resolve("m").unwrap().path, fs::canonicalize(&b).unwrap());
         assert_eq!(cache.list().unwrap().iter().filter(|e| e.name == "m").count(), 1);
+    }
+
+    #[test]
+    fn remove_deletes_a_catalog_file_unlinks_a_link_and_keeps_added_files() {
+        let home = tempfile::tempdir().unwrap();
+        let cache = Cache::new(home.path());
+        let smol = catalog::find("smollm2-135m").unwrap();
+        let gemma = catalog::find("gemma3-270m").unwrap();
+        fs::create_dir_all(cache.dir()).unwrap();
+        let file = cache.dir().join(smol.file_name);
+        fs::write(&file, vec![7u8; 5000]).unwrap();
+        assert_eq!(
+            cache.remove("smollm2-135m").unwrap(),
+            Removal::File { path: file.clone(), freed: 5000, still_linked: false }
+        );
+        assert!(!file.exists());
+        assert_eq!(cache.remove("smollm2-135m").unwrap(), Removal::NotPulled { path: file });
+
+        // A link in the cache goes; what it points to stays.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let target = elsewhere.path().join("real.gguf");
+        fs::write(&target, b"keep me").unwrap();
+        let link = cache.dir().join(gemma.file_name);
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let r = cache.remove("gemma3-270m").unwrap();
+        assert_eq!(r, Removal::Link { path: link.clone(), target: target.clone() });
+        assert!(fs::symlink_metadata(&link).is_err());
+        assert_eq!(fs::read(&target).unwrap(), b"keep me");
+
+        // An added model leaves the registry; its file is the user's.
+        let mine = elsewhere.path().join("mine.gguf");
+        fs::write(&mine, tiny_gguf("llama", 8)).unwrap();
+        cache.add(&mine, Some("mine"), false).unwrap();
+        let r = cache.remove("mine").unwrap();
+        assert_eq!(r, Removal::Unregistered { path: fs::canonicalize(&mine).unwrap() });
+        assert!(mine.is_file());
+        assert!(matches!(cache.resolve("mine"), Err(CacheError::Unknown { .. })));
+
+        let err = cache.remove("../../etc/passwd").unwrap_err();
+        assert!(matches!(err, CacheError::NoSuchName { .. }), "{err}");
+        assert!(err.to_string().contains("smollm2-135m, gemma3-270m"), "{err}");
+    }
+
+    #[test]
+    fn removing_one_of_two_hard_links_frees_nothing() {
+        let home = tempfile::tempdir().unwrap();
+        let cache = Cache::new(home.path());
+        let smol = catalog::find("smollm2-135m").unwrap();
+        fs::create_dir_all(cache.dir()).unwrap();
+        let file = cache.dir().join(smol.file_name);
+        fs::write(&file, vec![7u8; 5000]).unwrap();
+        let other = home.path().join("other");
+        fs::hard_link(&file, &other).unwrap();
+        assert_eq!(
+            cache.remove("smollm2-135m").unwrap(),
+            Removal::File { path: file, freed: 0, still_linked: true }
+        );
+        assert_eq!(fs::metadata(&other).unwrap().len(), 5000);
     }
 }
