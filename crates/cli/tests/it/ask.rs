@@ -62,6 +62,19 @@ fn unknown_model_is_a_clear_error() {
 }
 
 #[test]
+fn a_missing_model_file_is_file_not_found() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let missing = home.path().join("missing.gguf");
+    for path in ["/missing.gguf", missing.to_str().expect("utf-8")] {
+        let out = run(nova(home.path()).args(["ask", "-m", path, "hi"]), LIMIT);
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr(&out);
+        assert!(err.contains(&format!("file not found: {path}")), "{err}");
+        assert!(!err.contains("unknown model") && !err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
 fn missing_model_without_pull_names_the_fix() {
     let home = tempfile::tempdir().expect("tempdir");
     let out = run(nova(home.path()).args(["ask", "--no-pull", "hi"]), LIMIT);
