@@ -362,3 +362,20 @@ async fn gemma_pooled_over_three_then_two_workers_answers_token_for_token_as_one
     assert_eq!(status, 200, "{two}");
     assert_eq!(two["text"].as_str().unwrap_or_default().trim_end(), want.trim_end(), "2 shards");
 }
+
+#[tokio::test]
+async fn smollm2_pooled_over_three_worker_processes_answers_token_for_token_as_one_node() {
+    // 45 MiB hold about 10 of SmolLM2's layers on a worker (16 MiB for compute buffers); the
+    // head's 90 MiB leave it 4: two workers are short, three are needed.
+    let (_gateway, url, join) = pool_gateway(&[]);
+    let _a = shard_worker(&join, "shard-a", "45");
+    let _b = shard_worker(&join, "shard-b", "45");
+    let _c = shard_worker(&join, "shard-c", "45");
+    let pool = wait_pool(&url, "ready on three shards", |p| p["state"] == "ready").await;
+    println!("three workers: {pool}");
+    assert_eq!(holder_names(&pool).len(), 4, "the head and three shards: {pool}");
+    let (status, pooled) = crate::submit(&url, TOKEN, &greedy()).await;
+    assert_eq!(status, 200, "{pooled}");
+    let alone = one_node("smollm2-135m", PROMPT, 24);
+    assert_eq!(pooled["text"].as_str().unwrap_or_default().trim_end(), alone.trim_end());
+}
