@@ -183,8 +183,8 @@ pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode>
         false => None,
     };
     let pool = match &args.pool {
-        Some(name) => {
-            let entry = engine_args::resolve_name(global, name, args.engine.no_pull).await?;
+        Some(model) => {
+            let entry = engine_args::resolve_name(global, model, args.engine.no_pull).await?;
             Some(nova_node::PoolSpec {
                 model: entry.name.clone(),
                 path: entry.path.clone(),

@@ -374,6 +374,9 @@ async fn smollm2_pooled_over_three_worker_processes_answers_token_for_token_as_o
     let pool = wait_pool(&url, "ready on three shards", |p| p["state"] == "ready").await;
     println!("three workers: {pool}");
     assert_eq!(holder_names(&pool).len(), 4, "the head and three shards: {pool}");
+    // The head is named as the gateway is in the swarm view (hostname and peer id's end).
+    let head = &holder_names(&pool)[0];
+    assert!(head != "smollm2-135m" && head.contains('-'), "the head is called {head}");
     let (status, pooled) = crate::submit(&url, TOKEN, &greedy()).await;
     assert_eq!(status, 200, "{pooled}");
     let alone = one_node("smollm2-135m", PROMPT, 24);
