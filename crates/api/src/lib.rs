@@ -133,6 +133,7 @@ pub fn router(state: AppState) -> Router {
     let authed = Router::new()
         .route("/v1/chat/completions", post(openai::chat::handle))
         .route("/v1/models", get(openai::models::handle))
+        .route("/v1/models/{id}", get(openai::models::one))
         .route("/v1/swarm", get(submit::swarm))
         .route("/v1/swarm/events", get(dashboard::swarm_events))
         .route("/submit", post(submit::handle))

@@ -630,3 +630,57 @@ async fn streams_at_once(app: &axum::Router, n: usize) -> Vec<(u16, String)> {
     }
     out
 }
+
+#[tokio::test]
+async fn openai_content_parts_are_joined_and_what_nova_cannot_do_is_refused() {
+    let g = gateway().await;
+    g.add_worker(local("w", engine("smollm2-135m", Script::Echo, 1), 10.0));
+    let app = app(&g);
+    let chat = |content: Value, extra: Value| {
+        let mut body =
+            json!({"model": "smollm2-135m", "messages": [{"role": "user", "content": content}]});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let parts = json!([{"type": "text", "text": "hello"}, {"type": "text", "text": "there"}]);
+    let (s, v, _) =
+        call(&app, "POST", "/v1/chat/completions", Some(TOKEN), Some(chat(parts, json!({})))).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["choices"][0]["message"]["content"], "hello\nthere",
+        "the echo of the joined parts"
+    );
+
+    let many: Vec<Value> = (0..257).map(|_| json!({"type": "text", "text": "x"})).collect();
+    let refused = [
+        (chat(json!(many), json!({})), "at most 256"),
+        (chat(json!([{"type": "input_audio", "input_audio": {}}]), json!({})), "not supported"),
+        (chat(json!([{"type": "text"}]), json!({})), "no text"),
+        (chat(json!("hi"), json!({"tools": [{"type": "function"}]})), "tools is not supported"),
+        (chat(json!("hi"), json!({"logprobs": true})), "logprobs"),
+        (chat(json!("hi"), json!({"response_format": {"type": "json_schema"}})), "response_format"),
+        (chat(json!("hi"), json!({"functions": [{"name": "f"}]})), "functions"),
+    ];
+    for (body, says) in refused {
+        let (s, v, _) = call(&app, "POST", "/v1/chat/completions", Some(TOKEN), Some(body)).await;
+        assert_eq!(s, 400, "{says}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap_or_default().contains(says), "{says}: {v}");
+    }
+    // Empty tool lists and a plain-text response format are what clients send by default.
+    let (s, v, _) = call(
+        &app,
+        "POST",
+        "/v1/chat/completions",
+        Some(TOKEN),
+        Some(chat(json!("hi"), json!({"tools": [], "response_format": {"type": "text"}}))),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+
+    let (s, v, _) = call(&app, "GET", "/v1/models/smollm2-135m", Some(TOKEN), None).await;
+    assert_eq!((s, v["id"].as_str()), (200, Some("smollm2-135m")), "{v}");
+    let (s, v, _) = call(&app, "GET", "/v1/models/nope", Some(TOKEN), None).await;
+    assert_eq!(s, 404, "{v}");
+}

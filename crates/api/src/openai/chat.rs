@@ -80,10 +80,116 @@ pub(crate) struct StreamOptions {
     include_usage: bool,
 }
 
+/// Most content parts in one message.
+const MAX_PARTS: usize = 256;
+
+/// A message as OpenAI clients send it: its content a string or a list of parts.
+#[derive(Debug, Deserialize)]
+pub(crate) struct OpenAiMessage {
+    role: nova_proto::Role,
+    content: Content,
+    /// An assistant's tool calls: refused with the other tool fields.
+    tool_calls: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Debug, Deserialize)]
+struct Part {
+    #[serde(rename = "type")]
+    kind: String,
+    text: Option<String>,
+}
+
+/// The conversation as nova's messages: text parts joined by newlines; anything but text
+/// (images, audio, files, tool calls) refused, since the models read text only.
+fn messages(given: Vec<OpenAiMessage>) -> Result<Vec<ChatMessage>, ApiError> {
+    given
+        .into_iter()
+        .map(|m| {
+            if m.tool_calls.as_ref().is_some_and(|t| !t.is_null()) {
+                return Err(ApiError::BadRequest("tool calls are not supported".into()));
+            }
+            let content = match m.content {
+                Content::Text(t) => t,
+                Content::Parts(parts) => {
+                    if parts.len() > MAX_PARTS {
+                        return Err(ApiError::BadRequest(format!(
+                            "a message has {} content parts; at most {MAX_PARTS}",
+                            parts.len()
+                        )));
+                    }
+                    let mut text = Vec::with_capacity(parts.len());
+                    for p in parts {
+                        match (p.kind.as_str(), p.text) {
+                            ("text", Some(t)) => text.push(t),
+                            ("text", None) => {
+                                return Err(ApiError::BadRequest("a text part has no text".into()))
+                            }
+                            (other, _) => {
+                                return Err(ApiError::BadRequest(format!(
+                                    "content parts of type {:?} are not supported: the models read text only",
+                                    other.chars().take(32).collect::<String>()
+                                )))
+                            }
+                        }
+                    }
+                    text.join("\n")
+                }
+            };
+            Ok(ChatMessage { role: m.role, content })
+        })
+        .collect()
+}
+
+/// OpenAI features nova does not have, refused by name instead of silently ignored.
+fn refuse_unsupported(r: &ChatRequest) -> Result<(), ApiError> {
+    let present = |v: &Option<Value>| match v {
+        None | Some(Value::Null) => false,
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(_) => true,
+    };
+    let named = [
+        ("tools", &r.tools),
+        ("tool_choice", &r.tool_choice),
+        ("functions", &r.functions),
+        ("function_call", &r.function_call),
+        ("top_logprobs", &r.top_logprobs),
+        ("audio", &r.audio),
+    ];
+    if let Some((name, _)) = named.iter().find(|(_, v)| present(v)) {
+        return Err(ApiError::BadRequest(format!("{name} is not supported by nova")));
+    }
+    if r.logprobs == Some(true) {
+        return Err(ApiError::BadRequest("logprobs is not supported by nova".into()));
+    }
+    if let Some(f) = &r.response_format {
+        if f.get("type").and_then(Value::as_str) != Some("text") {
+            return Err(ApiError::BadRequest(
+                "response_format other than {\"type\": \"text\"} (JSON mode, a JSON schema) is not supported by nova yet".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Deserialize)]
 pub(crate) struct ChatRequest {
     model: Option<String>,
-    messages: Vec<ChatMessage>,
+    messages: Vec<OpenAiMessage>,
+    tools: Option<Value>,
+    tool_choice: Option<Value>,
+    functions: Option<Value>,
+    function_call: Option<Value>,
+    response_format: Option<Value>,
+    logprobs: Option<bool>,
+    top_logprobs: Option<Value>,
+    audio: Option<Value>,
     #[serde(default)]
     stream: bool,
     stream_options: Option<StreamOptions>,
@@ -136,15 +242,17 @@ fn now_s() -> u64 {
 
 pub(crate) async fn handle(
     State(state): State<AppState>,
-    JsonBody(req): JsonBody<ChatRequest>,
+    JsonBody(mut req): JsonBody<ChatRequest>,
 ) -> Result<Response, ApiError> {
     if req.n.unwrap_or(1) != 1 {
         return Err(ApiError::BadRequest(
             "only n = 1 is supported; use nova.strategy for ensembles".into(),
         ));
     }
+    refuse_unsupported(&req)?;
     let params = sampling(&req);
-    let request = ValidRequest::new(task_id(), Prompt::Chat(req.messages), params, &state.limits)?;
+    let conversation = messages(std::mem::take(&mut req.messages))?;
+    let request = ValidRequest::new(task_id(), Prompt::Chat(conversation), params, &state.limits)?;
     let model = req.model.filter(|m| m != "nova" && !m.is_empty());
     let opts = req.nova.unwrap_or_default();
     let job = opts.job(request, model.clone(), req.stream, &state.limits)?;

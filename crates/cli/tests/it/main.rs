@@ -20,6 +20,7 @@ mod lan;
 mod logs;
 mod model;
 mod ollama;
+mod openai_client;
 mod pool;
 mod rag;
 mod readme;
