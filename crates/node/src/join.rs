@@ -129,21 +129,10 @@ async fn dial_failure(addr: &Multiaddr, e: nova_p2p::P2pError) -> JoinFailure {
 /// Whether an HTTP server answers at `addr` (an ip and tcp port): a plain request, 2 s to
 /// connect and 2 s for the first bytes of the reply.
 async fn answers_http(addr: &Multiaddr) -> bool {
-    use nova_p2p::Protocol;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut ip = None;
-    let mut port = None;
-    for p in addr.iter() {
-        match p {
-            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
-            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
-            Protocol::Tcp(p) => port = Some(p),
-            _ => {}
-        }
-    }
-    let (Some(ip), Some(port)) = (ip, port) else { return false };
+    let Some(sa) = nova_p2p::socket_addr(addr) else { return false };
     let probe = async {
-        let mut s = tokio::net::TcpStream::connect((ip, port)).await.ok()?;
+        let mut s = tokio::net::TcpStream::connect(sa).await.ok()?;
         s.write_all(b"GET / HTTP/1.0\r\n\r\n").await.ok()?;
         let mut head = [0u8; 5];
         s.read_exact(&mut head).await.ok()?;

@@ -36,7 +36,7 @@ pub use dial::DialKind;
 pub use key::load_or_create_key;
 pub use libp2p::{identity::Keypair, multiaddr::Protocol, Multiaddr, PeerId, Stream};
 pub use libp2p_stream::{Control, IncomingStreams, OpenStreamError};
-pub use node::{ensure_port_free, P2p, P2pConfig, P2pError};
+pub use node::{ensure_port_free, socket_addr, P2p, P2pConfig, P2pError};
 
 /// Protocol of the membership stream.
 pub const MEMBERSHIP: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/nova/membership/1");

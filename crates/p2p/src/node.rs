@@ -95,6 +95,23 @@ pub enum P2pError {
     Shutdown,
 }
 
+/// The IP address and TCP port of a multiaddr such as `/ip4/10.0.0.2/tcp/8788/p2p/…`, if it
+/// names both.
+pub fn socket_addr(addr: &Multiaddr) -> Option<std::net::SocketAddr> {
+    use libp2p::multiaddr::Protocol;
+    let mut ip = None;
+    let mut port = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    Some(std::net::SocketAddr::new(ip?, port?))
+}
+
 /// Commands from handles to the swarm task.
 enum Command {
     /// Dial and report the peer id on success.
@@ -135,18 +152,8 @@ impl std::fmt::Debug for P2p {
 /// nodes starting in the same instant can still both pass; that window is the time between
 /// this probe and libp2p's own bind.
 pub fn ensure_port_free(addr: &Multiaddr) -> Result<(), P2pError> {
-    use libp2p::multiaddr::Protocol;
-    let mut ip = None;
-    let mut port = None;
-    for p in addr.iter() {
-        match p {
-            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
-            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
-            Protocol::Tcp(p) => port = Some(p),
-            _ => {}
-        }
-    }
-    let (Some(ip), Some(port)) = (ip, port) else { return Ok(()) };
+    let Some(sa) = socket_addr(addr) else { return Ok(()) };
+    let (ip, port) = (sa.ip(), sa.port());
     if port == 0 {
         return Ok(());
     }

@@ -3,6 +3,7 @@
 //! the engine, the router and (later) the wire protocol can all depend on it.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod calendar;
 mod error;
 pub mod knowledge;
 mod node;

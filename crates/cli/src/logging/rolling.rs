@@ -225,18 +225,9 @@ fn utc_day_now() -> i64 {
     i64::try_from(secs / 86_400).unwrap_or(0)
 }
 
-/// `YYYY-MM-DD` of a day number (days since 1970-01-01), proleptic Gregorian calendar: the
-/// civil-from-days algorithm over 400-year eras of 146 097 days.
+/// `YYYY-MM-DD` of a day number (days since 1970-01-01).
 fn date(days: i64) -> String {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = nova_proto::calendar::civil_from_days(days);
     format!("{year:04}-{month:02}-{day:02}")
 }
 

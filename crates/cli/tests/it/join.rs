@@ -2,7 +2,6 @@
 //! rejoined lines, and join failures told apart, each with what to do.
 
 use std::{
-    io::{BufRead, BufReader},
     path::Path,
     process::{Child, Stdio},
     sync::mpsc,
@@ -34,20 +33,7 @@ impl Watched {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn nova");
-        let (tx, lines) = mpsc::sync_channel(256);
-        for out in [
-            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().expect("stderr")),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    if tx.send(line).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
+        let lines = crate::output_lines(&mut child);
         Watched { child, lines, seen: Vec::new() }
     }
 

@@ -179,6 +179,42 @@ pub(crate) fn spawn_empty(args: &[&str]) -> Proc {
     spawn_cmd(cmd, home)
 }
 
+/// The stdout and stderr lines of `child` (both piped), interleaved on one channel. A line the
+/// reader cannot hand over (nobody reads, the channel is full) is dropped rather than let the
+/// child block on a full pipe.
+pub(crate) fn output_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, lines) = mpsc::sync_channel(256);
+    for out in [
+        Box::new(child.stdout.take().expect("stdout piped")) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().expect("stderr piped")),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Err(mpsc::TrySendError::Disconnected(_)) = tx.try_send(line) {
+                    return;
+                }
+            }
+        });
+    }
+    lines
+}
+
+/// Runs `python -c script args…` on a blocking thread (the official clients' tests).
+pub(crate) async fn run_python(
+    python: impl Into<std::ffi::OsString>,
+    script: &'static str,
+    args: Vec<String>,
+) -> Output {
+    let python = python.into();
+    tokio::task::spawn_blocking(move || {
+        Command::new(python).arg("-c").arg(script).args(args).output()
+    })
+    .await
+    .expect("join")
+    .expect("run python")
+}
+
 /// Starts `cmd`, owning `home` for as long as the process lives.
 pub(crate) fn spawn_cmd(mut cmd: Command, home: tempfile::TempDir) -> Proc {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn nova");

@@ -2,7 +2,7 @@
 //! gateway with two real workers on the real model. The client comes from
 //! `NOVA_OLLAMA_PYTHON`, a venv's python that `scripts/test.sh` installs the pinned client in.
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -69,13 +69,7 @@ async fn the_official_ollama_client_lists_chats_and_streams_through_two_workers(
     let _workers: Vec<_> = WORKERS.iter().map(|n| swarm_worker(&join, SECRET, n, &[])).collect();
     wait_ready(&url, TOKEN, 2).await;
 
-    let out = tokio::task::spawn_blocking({
-        let url = url.clone();
-        move || Command::new(python).arg("-c").arg(SCRIPT).arg(url).arg(TOKEN).output()
-    })
-    .await
-    .expect("join")
-    .expect("run python");
+    let out = crate::run_python(python, SCRIPT, vec![url.clone(), TOKEN.into()]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));

@@ -2,7 +2,7 @@
 //! item 8): the model list and one model, a chat whole and streamed, content as a list of text
 //! parts, and a clear 400 for what nova does not do (tools, images, JSON mode).
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 const TOKEN: &str = "openai-token";
 const SECRET: &str = "openai-secret";
@@ -74,13 +74,7 @@ async fn the_official_openai_client_lists_chats_and_streams_through_two_workers(
         assert!(std::time::Instant::now() < deadline, "two workers never joined");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let out = tokio::task::spawn_blocking({
-        let url = url.clone();
-        move || Command::new(python).arg("-c").arg(SCRIPT).arg(url).arg(TOKEN).output()
-    })
-    .await
-    .expect("join")
-    .expect("run python");
+    let out = crate::run_python(python, SCRIPT, vec![url.clone(), TOKEN.into()]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));

@@ -5,10 +5,8 @@
 //! The only preparation is copying the models in, as a cache would have them.
 
 use std::{
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::mpsc,
     time::{Duration, Instant},
 };
 
@@ -93,19 +91,7 @@ fn start(home: &Path, bin: &Path, command: &str, ready: &str) -> Background {
     // Killed and waited for on every path, a panic's included.
     let mut bg = Background { child };
     let child = &mut bg.child;
-    let (tx, rx) = mpsc::sync_channel(256);
-    for out in [
-        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().expect("stderr")),
-    ] {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                // Nobody reads after the readiness line: drop rather than block the child.
-                let _ = tx.try_send(line);
-            }
-        });
-    }
+    let rx = crate::output_lines(child);
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut seen = Vec::new();
     while Instant::now() < deadline {
