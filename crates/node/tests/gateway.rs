@@ -659,6 +659,10 @@ async fn openai_content_parts_are_joined_and_what_nova_cannot_do_is_refused() {
         (chat(json!([{"type": "input_audio", "input_audio": {}}]), json!({})), "not supported"),
         (chat(json!([{"type": "text"}]), json!({})), "no text"),
         (chat(json!("hi"), json!({"tools": [{"type": "function"}]})), "tools is not supported"),
+        // Just under the body limit: 300,000 tool definitions, refused by name.
+        (chat(json!("hi"), json!({"tools": vec![json!({}); 300_000]})), "tools is not supported"),
+        // A part's type is quoted back cut to 32 characters, however long it was.
+        (chat(json!([{"type": "x".repeat(900_000)}]), json!({})), "not supported"),
         (chat(json!("hi"), json!({"logprobs": true})), "logprobs"),
         (chat(json!("hi"), json!({"response_format": {"type": "json_schema"}})), "response_format"),
         (chat(json!("hi"), json!({"functions": [{"name": "f"}]})), "functions"),
@@ -666,6 +670,7 @@ async fn openai_content_parts_are_joined_and_what_nova_cannot_do_is_refused() {
     for (body, says) in refused {
         let (s, v, _) = call(&app, "POST", "/v1/chat/completions", Some(TOKEN), Some(body)).await;
         assert_eq!(s, 400, "{says}: {v}");
+        assert!(v.to_string().len() < 2_000, "the error echoes the input: {}", v.to_string().len());
         assert!(v["error"]["message"].as_str().unwrap_or_default().contains(says), "{says}: {v}");
     }
     // Empty tool lists and a plain-text response format are what clients send by default.

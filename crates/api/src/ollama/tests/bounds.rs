@@ -156,6 +156,8 @@ fn bad_requests(path: &str) -> Vec<(String, StatusCode, &'static str)> {
             (req(path, json!({"messages": "Hi"})), bad, "messages"),
             (req(path, json!({"messages": [{"content": "Hi"}]})), bad, "role"),
             (req(path, json!({"tools": {}})), bad, "tools"),
+            // Just under the body limit of tool definitions: refused, never parsed into work.
+            (req(path, json!({"tools": vec![json!({}); 300_000]})), bad, "tools"),
         ]);
     } else {
         cases.extend([
