@@ -3,7 +3,10 @@
 //! Packed weights still compute the right product, a whole overwrite is packed again, and
 //! anything else that touches packed memory ends the session.
 
-use std::io::{Read, Write};
+mod common;
+use common::{frame, reply};
+
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -20,21 +23,6 @@ const BLOCK: usize = 144;
 const W_AT: u64 = 0;
 const X_AT: u64 = 2048;
 const Y_AT: u64 = 4096;
-
-fn frame(c: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![c];
-    f.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-fn reply(s: &mut UnixStream) -> std::io::Result<Vec<u8>> {
-    let mut size = [0u8; 8];
-    s.read_exact(&mut size)?;
-    let mut v = vec![0u8; u64::from_le_bytes(size) as usize];
-    s.read_exact(&mut v)?;
-    Ok(v)
-}
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())

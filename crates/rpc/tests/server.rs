@@ -1,6 +1,9 @@
 //! The patched ggml-rpc server and the shard-side frame checks, spoken to byte by byte, as a
 //! hostile head would.
 
+mod common;
+use common::{frame, reply};
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
@@ -10,13 +13,6 @@ use nova_rpc::wire::{cmd, FrameLimits, RPC_TENSOR};
 const GGML_OP_NONE: u32 = llama_cpp_sys_2::GGML_OP_NONE;
 /// Its op_params carry a function pointer that the CPU backend calls.
 const GGML_OP_CUSTOM: u32 = llama_cpp_sys_2::GGML_OP_CUSTOM;
-
-fn frame(c: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![c];
-    f.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    f.extend_from_slice(payload);
-    f
-}
 
 fn hello() -> Vec<u8> {
     frame(cmd::HELLO, &[0u8; 24])
@@ -54,14 +50,6 @@ fn session() -> UnixStream {
     std::thread::spawn(move || nova_rpc::serve(shard.into(), 1));
     head.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     head
-}
-
-fn reply(s: &mut UnixStream) -> std::io::Result<Vec<u8>> {
-    let mut size = [0u8; 8];
-    s.read_exact(&mut size)?;
-    let mut v = vec![0u8; u64::from_le_bytes(size) as usize];
-    s.read_exact(&mut v)?;
-    Ok(v)
 }
 
 #[test]
