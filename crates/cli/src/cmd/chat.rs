@@ -8,7 +8,6 @@
 
 use std::{io::Write as _, process::ExitCode, time::Duration};
 
-use anyhow::Context as _;
 use futures_util::StreamExt as _;
 use nova_engine::{Engine, TokenEvent};
 use nova_proto::{
@@ -75,18 +74,7 @@ struct Session {
 pub(crate) async fn run(global: &Global, args: Args) -> anyhow::Result<ExitCode> {
     let backend = match &args.gateway {
         Some(url) => {
-            let token = match &args.token {
-                Some(t) => t.clone(),
-                None => {
-                    let path = global.data_dir()?.join("api-token");
-                    std::fs::read_to_string(&path)
-                        .with_context(|| {
-                            format!("no --token given and cannot read {}", path.display())
-                        })?
-                        .trim()
-                        .to_owned()
-                }
-            };
+            let token = super::gateway_args::token_or_saved(args.token.as_deref(), global)?;
             Backend::Gateway { client: reqwest::Client::new(), url: url.clone(), token }
         }
         None => Backend::Local(Box::new(engine_args::load_llama(global, &args.engine).await?)),

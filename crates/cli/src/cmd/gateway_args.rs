@@ -27,13 +27,18 @@ impl GatewayArgs {
 
     /// The token given, else the one `nova serve` keeps in the data dir.
     pub(crate) fn token(&self, global: &Global) -> anyhow::Result<String> {
-        if let Some(t) = &self.token {
-            return Ok(t.clone());
-        }
-        let path = global.data_dir()?.join("api-token");
-        Ok(std::fs::read_to_string(&path)
-            .with_context(|| format!("no --token given and cannot read {}", path.display()))?
-            .trim()
-            .to_string())
+        token_or_saved(self.token.as_deref(), global)
     }
+}
+
+/// `given`, else the token `nova serve` keeps in `<data dir>/api-token`.
+pub(crate) fn token_or_saved(given: Option<&str>, global: &Global) -> anyhow::Result<String> {
+    if let Some(t) = given {
+        return Ok(t.to_owned());
+    }
+    let path = global.data_dir()?.join("api-token");
+    Ok(std::fs::read_to_string(&path)
+        .with_context(|| format!("no --token given and cannot read {}", path.display()))?
+        .trim()
+        .to_string())
 }
