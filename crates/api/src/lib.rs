@@ -23,6 +23,7 @@ mod body;
 mod bundle;
 mod dashboard;
 mod error;
+mod format;
 #[doc(hidden)]
 pub mod fuzzing;
 mod ollama;

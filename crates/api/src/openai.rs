@@ -1,4 +1,5 @@
 //! OpenAI-compatible endpoints.
 
 pub(crate) mod chat;
+pub(crate) mod choices;
 pub(crate) mod models;

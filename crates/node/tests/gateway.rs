@@ -664,7 +664,10 @@ async fn openai_content_parts_are_joined_and_what_nova_cannot_do_is_refused() {
         // A part's type is quoted back cut to 32 characters, however long it was.
         (chat(json!([{"type": "x".repeat(900_000)}]), json!({})), "not supported"),
         (chat(json!("hi"), json!({"logprobs": true})), "logprobs"),
-        (chat(json!("hi"), json!({"response_format": {"type": "json_schema"}})), "response_format"),
+        (
+            chat(json!("hi"), json!({"response_format": {"type": "json_schema"}})),
+            "json_schema.schema",
+        ),
         (chat(json!("hi"), json!({"functions": [{"name": "f"}]})), "functions"),
     ];
     for (body, says) in refused {

@@ -15,8 +15,9 @@ mod token;
 pub use error::ErrorKind;
 pub use node::{NodeStatus, Slots, MAX_POOL_OFFER_MB, MAX_SLOTS};
 pub use request::{
-    deserialize_tags, normalize_tags, ChatMessage, Limits, Passage, Prompt, Resume, Role,
-    SamplingParams, TaskId, ValidRequest, ValidationError, MAX_TAGS_READ, TOO_MANY_TAGS,
+    deserialize_tags, normalize_tags, ChatMessage, Limits, Passage, Prompt, ResponseFormat, Resume,
+    Role, SamplingParams, TaskId, ValidRequest, ValidationError, MAX_SCHEMA_BYTES, MAX_TAGS_READ,
+    TOO_MANY_TAGS,
 };
 pub use strategy::Strategy;
 pub use swarm::{

@@ -111,6 +111,38 @@ pub struct SamplingParams {
     pub presence_penalty: f32,
     /// Keep generating past end-of-generation tokens, up to `max_tokens`. For benchmarks.
     pub ignore_eos: bool,
+    /// Constrain the answer to JSON (`None`: free text). Engines enforce it while sampling.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<ResponseFormat>,
+}
+
+/// Most bytes of a JSON schema in a [`ResponseFormat`]: schemas of real applications are a
+/// few KB, and the grammar llama.cpp builds from one grows with it.
+pub const MAX_SCHEMA_BYTES: usize = 16 * 1024;
+
+/// The shape an answer must have, enforced token by token (llama.cpp's grammar sampling), so
+/// even a small model's answer parses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    /// Any JSON object.
+    JsonObject,
+    /// JSON matching a JSON Schema, given as its compact JSON text (at most
+    /// [`MAX_SCHEMA_BYTES`]; a JSON object).
+    JsonSchema {
+        /// The schema.
+        schema: String,
+    },
+}
+
+impl ResponseFormat {
+    /// The schema the answer must match: any object for [`Self::JsonObject`].
+    pub fn schema(&self) -> &str {
+        match self {
+            Self::JsonObject => r#"{"type":"object"}"#,
+            Self::JsonSchema { schema } => schema,
+        }
+    }
 }
 
 impl Default for SamplingParams {
@@ -126,6 +158,7 @@ impl Default for SamplingParams {
             frequency_penalty: 0.0,
             presence_penalty: 0.0,
             ignore_eos: false,
+            format: None,
         }
     }
 }
@@ -224,6 +257,12 @@ pub enum ValidationError {
         /// Bytes allowed per passage.
         max_bytes: usize,
     },
+    /// A response format that cannot be enforced.
+    #[error("{detail}")]
+    BadFormat {
+        /// What was wrong, in words.
+        detail: String,
+    },
     /// Text contains a NUL character, which no model's tokenizer accepts.
     #[error("{field} contains a NUL character (\\u0000)")]
     NulCharacter {
@@ -243,6 +282,7 @@ impl ValidationError {
             Self::BadStop { .. } => "bad_stop",
             Self::BadTags { .. } => "bad_tags",
             Self::BadContext { .. } => "bad_context",
+            Self::BadFormat { .. } => "bad_format",
             Self::NulCharacter { .. } => "nul_character",
         }
     }
@@ -446,8 +486,37 @@ impl ValidRequest {
         if params.stop.iter().any(|s| s.contains('\0')) {
             return Err(ValidationError::NulCharacter { field: "a stop string" });
         }
+        if let Some(f) = &params.format {
+            check_format(f, params.ignore_eos)?;
+        }
         Ok(())
     }
+}
+
+/// Checks a response format: a schema is a JSON object of bounded size; `ignore_eos` cannot
+/// go with it, since a complete answer leaves the end of text as the only token allowed.
+fn check_format(f: &ResponseFormat, ignore_eos: bool) -> Result<(), ValidationError> {
+    let bad = |detail: String| ValidationError::BadFormat { detail };
+    if ignore_eos {
+        return Err(bad("ignore_eos cannot be combined with a JSON response format".into()));
+    }
+    if let ResponseFormat::JsonSchema { schema } = f {
+        if schema.len() > MAX_SCHEMA_BYTES {
+            return Err(bad(format!(
+                "the JSON schema is {} bytes; at most {MAX_SCHEMA_BYTES}",
+                schema.len()
+            )));
+        }
+        if schema.contains('\0') {
+            return Err(ValidationError::NulCharacter { field: "the JSON schema" });
+        }
+        match serde_json::from_str::<serde_json::Value>(schema) {
+            Ok(serde_json::Value::Object(_)) => {}
+            Ok(_) => return Err(bad("the JSON schema must be a JSON object".into())),
+            Err(e) => return Err(bad(format!("the JSON schema is not valid JSON: {e}"))),
+        }
+    }
+    Ok(())
 }
 
 /// Most tags a request body may list; a parser reading one more stops there, so a list of a

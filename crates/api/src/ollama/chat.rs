@@ -49,13 +49,8 @@ pub(super) async fn handle(
 ) -> Result<Response, OllamaError> {
     let JsonBody(req) = body?;
     let model = model_name(&req.model)?;
-    Unsupported {
-        format: &req.format,
-        think: &req.think,
-        logprobs: req.logprobs,
-        top_logprobs: req.top_logprobs,
-    }
-    .check()?;
+    Unsupported { think: &req.think, logprobs: req.logprobs, top_logprobs: req.top_logprobs }
+        .check()?;
     must_be_empty(&req.tools, "tools are not supported: nova's models do not call functions")?;
     for (i, m) in req.messages.iter().enumerate() {
         must_be_empty(
@@ -72,7 +67,7 @@ pub(super) async fn handle(
         return reply.load(&state, model.as_deref());
     }
     let options = req.options.unwrap_or_default();
-    let params = options.sampling(&state.limits)?;
+    let params = options.sampling(&state.limits, req.format.as_ref())?;
     let messages =
         req.messages.into_iter().map(|m| ChatMessage { role: m.role, content: m.content });
     let prompt = Prompt::Chat(messages.collect());

@@ -41,13 +41,8 @@ pub(super) async fn handle(
 ) -> Result<Response, OllamaError> {
     let JsonBody(req) = body?;
     let model = model_name(&req.model)?;
-    Unsupported {
-        format: &req.format,
-        think: &req.think,
-        logprobs: req.logprobs,
-        top_logprobs: req.top_logprobs,
-    }
-    .check()?;
+    Unsupported { think: &req.think, logprobs: req.logprobs, top_logprobs: req.top_logprobs }
+        .check()?;
     must_be_empty(&req.images, "images: nova's models read text only, not images")?;
     must_be_empty(&req.context, "context is not supported: send the conversation to /api/chat")?;
     if req.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
@@ -71,7 +66,7 @@ pub(super) async fn handle(
         return reply.load(&state, model.as_deref());
     }
     let options = req.options.unwrap_or_default();
-    let params = options.sampling(&state.limits)?;
+    let params = options.sampling(&state.limits, req.format.as_ref())?;
     let prompt = if raw {
         Prompt::Text(prompt)
     } else {

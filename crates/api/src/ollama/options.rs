@@ -73,7 +73,12 @@ pub(super) struct Options {
 impl Options {
     /// The sampling parameters these options ask for, nova's defaults elsewhere. Bounds are
     /// checked once the request is built ([`nova_proto::ValidRequest::new`]).
-    pub(super) fn sampling(&self, limits: &Limits) -> Result<SamplingParams, OllamaError> {
+    pub(super) fn sampling(
+        &self,
+        limits: &Limits,
+        format: Option<&Value>,
+    ) -> Result<SamplingParams, OllamaError> {
+        let format = crate::format::ollama(format).map_err(OllamaError::bad)?;
         if let Some(name) = self.others.keys().find(|k| !DEVICE_OPTIONS.contains(&k.as_str())) {
             return Err(OllamaError::bad(format!(
                 "options.{}: not an option nova knows; it takes Ollama's sampling options \
@@ -114,6 +119,7 @@ impl Options {
             frequency_penalty: self.frequency_penalty.unwrap_or(d.frequency_penalty),
             presence_penalty: self.presence_penalty.unwrap_or(d.presence_penalty),
             ignore_eos: false,
+            format,
         })
     }
 
@@ -142,7 +148,6 @@ fn off(name: &str, value: Option<f64>, neutral: f64) -> Result<(), OllamaError> 
 
 /// The fields of `/api/chat` and `/api/generate` that ask for what nova's workers cannot do.
 pub(super) struct Unsupported<'a> {
-    pub(super) format: &'a Option<Value>,
     pub(super) think: &'a Option<Value>,
     pub(super) logprobs: Option<bool>,
     pub(super) top_logprobs: Option<u32>,
@@ -151,16 +156,6 @@ pub(super) struct Unsupported<'a> {
 impl Unsupported<'_> {
     /// A 400 for the first one set to anything but its "off" value.
     pub(super) fn check(&self) -> Result<(), OllamaError> {
-        match self.format {
-            None | Some(Value::Null) => {}
-            Some(Value::String(s)) if s.is_empty() => {}
-            Some(_) => {
-                return Err(OllamaError::bad(
-                    "format (JSON mode or a JSON schema) is not supported: nova's workers do \
-                     not constrain answers to a grammar; ask for JSON in the prompt and check it",
-                ))
-            }
-        }
         match self.think {
             None | Some(Value::Null | Value::Bool(false)) => {}
             Some(_) => {

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::{rfc3339, OllamaError};
 use crate::{
-    openai::chat::{nova_object, wait},
+    openai::{chat::wait, choices::nova_object},
     AppState, InferError, Job, JobEvent, JobEvents, JobResult,
 };
 

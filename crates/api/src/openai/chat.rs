@@ -1,19 +1,12 @@
 //! `POST /v1/chat/completions`, whole or streamed as server-sent events.
 
-use std::{
-    convert::Infallible,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::{
     extract::State,
-    response::{
-        sse::{Event, KeepAlive, Sse},
-        IntoResponse, Response,
-    },
+    response::{IntoResponse, Response},
     Json,
 };
-use futures_util::stream::{self, Stream, StreamExt};
 use nova_proto::{
     normalize_tags, ChatMessage, Limits, Prompt, SamplingParams, Strategy, TaskId, ValidRequest,
     ValidationError,
@@ -21,6 +14,7 @@ use nova_proto::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::choices::{self, nova_object};
 use crate::{body::JsonBody, ApiError, AppState, InferError, Job, JobEvent, JobEvents, JobResult};
 
 /// Default deadline of a job.
@@ -168,13 +162,6 @@ fn refuse_unsupported(r: &ChatRequest) -> Result<(), ApiError> {
     if r.logprobs == Some(true) {
         return Err(ApiError::BadRequest("logprobs is not supported by nova".into()));
     }
-    if let Some(f) = &r.response_format {
-        if f.get("type").and_then(Value::as_str) != Some("text") {
-            return Err(ApiError::BadRequest(
-                "response_format other than {\"type\": \"text\"} (JSON mode, a JSON schema) is not supported by nova yet".into(),
-            ));
-        }
-    }
     Ok(())
 }
 
@@ -210,9 +197,10 @@ pub(crate) struct ChatRequest {
 }
 
 /// Fills sampling parameters from the OpenAI fields, defaults where absent.
-pub(crate) fn sampling(r: &ChatRequest) -> SamplingParams {
+pub(crate) fn sampling(r: &ChatRequest) -> Result<SamplingParams, ApiError> {
     let d = SamplingParams::default();
-    SamplingParams {
+    let format = crate::format::openai(r.response_format.as_ref()).map_err(ApiError::BadRequest)?;
+    Ok(SamplingParams {
         temperature: r.temperature.unwrap_or(d.temperature),
         top_p: r.top_p.unwrap_or(d.top_p),
         top_k: r.top_k.unwrap_or(d.top_k),
@@ -227,7 +215,8 @@ pub(crate) fn sampling(r: &ChatRequest) -> SamplingParams {
         frequency_penalty: r.frequency_penalty.unwrap_or(d.frequency_penalty),
         presence_penalty: r.presence_penalty.unwrap_or(d.presence_penalty),
         ignore_eos: r.ignore_eos.unwrap_or(false),
-    }
+        format,
+    })
 }
 
 pub(crate) fn task_id() -> TaskId {
@@ -236,7 +225,7 @@ pub(crate) fn task_id() -> TaskId {
     TaskId((t << 16) ^ NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
-fn now_s() -> u64 {
+pub(crate) fn now_s() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
@@ -244,29 +233,25 @@ pub(crate) async fn handle(
     State(state): State<AppState>,
     JsonBody(mut req): JsonBody<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    if req.n.unwrap_or(1) != 1 {
-        return Err(ApiError::BadRequest(
-            "only n = 1 is supported; use nova.strategy for ensembles".into(),
-        ));
-    }
+    let n = choices::count(req.n)?;
     refuse_unsupported(&req)?;
-    let params = sampling(&req);
+    let params = sampling(&req)?;
     let conversation = messages(std::mem::take(&mut req.messages))?;
     let request = ValidRequest::new(task_id(), Prompt::Chat(conversation), params, &state.limits)?;
     let model = req.model.filter(|m| m != "nova" && !m.is_empty());
     let opts = req.nova.unwrap_or_default();
     let job = opts.job(request, model.clone(), req.stream, &state.limits)?;
-    let rx = state.inference.run(job).await?;
-    let id = format!("chatcmpl-{:x}", task_id().0);
-    let model = model.unwrap_or_else(|| "nova".into());
+    let rxs = choices::start(&state, choices::samples(&job, n)).await?;
+    let shape = Chat {
+        id: format!("chatcmpl-{:x}", task_id().0),
+        model: model.unwrap_or_else(|| "nova".into()),
+    };
     if req.stream {
         let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
-        Ok(Sse::new(sse_stream(rx, id, model, include_usage))
-            .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-            .into_response())
+        Ok(choices::sse(rxs, shape, include_usage, Vec::new()))
     } else {
-        let result = wait(rx).await?;
-        Ok(Json(whole(&id, &model, &result)).into_response())
+        let results = choices::wait_all(rxs).await?;
+        Ok(Json(shape.whole(&results)).into_response())
     }
 }
 
@@ -283,115 +268,73 @@ pub(crate) async fn wait(mut rx: JobEvents) -> Result<JobResult, ApiError> {
     Err(InferError::Shutdown.into())
 }
 
-fn whole(id: &str, model: &str, r: &JobResult) -> Value {
-    json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": now_s(),
-        "model": model,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": r.text},
-            "finish_reason": r.finish_reason.as_openai(),
-        }],
-        "usage": usage(r),
-        "nova": nova_object(r),
-    })
-}
-
-/// nova's extension object of a finished answer: the trace, and the sources of a grounded
-/// answer.
-pub(crate) fn nova_object(r: &JobResult) -> Value {
-    let mut v = json!(r.trace);
-    if !r.sources.is_empty() {
-        v["sources"] = json!(r.sources);
-    }
-    v
-}
-
-fn usage(r: &JobResult) -> Value {
-    json!({
-        "prompt_tokens": r.usage.prompt_tokens,
-        "completion_tokens": r.usage.completion_tokens,
-        "total_tokens": r.usage.prompt_tokens + r.usage.completion_tokens,
-    })
-}
-
-fn chunk(id: &str, model: &str, delta: Value, finish: Option<&str>) -> Value {
-    json!({
-        "id": id,
-        "object": "chat.completion.chunk",
-        "created": now_s(),
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    })
-}
-
-fn data(v: &Value) -> Result<Event, Infallible> {
-    Ok(Event::default().data(v.to_string()))
-}
-
-/// Turns job events into OpenAI chunks: a role chunk, content chunks, a final chunk with the
-/// finish reason (and nova's trace), an optional usage chunk, then `[DONE]`. A failure ends
-/// the stream with an error event instead of truncating silently. A job that streams no tokens
-/// (best_of_n picks its answer only at the end) sends the whole answer as one content chunk.
-/// A council's stages come as chunks with an empty delta and a `nova.stage_started` name or a
-/// `nova.stage` object.
-fn sse_stream(
-    rx: JobEvents,
+/// Chat's objects: `chat.completion` and its chunks.
+struct Chat {
     id: String,
     model: String,
-    include_usage: bool,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    let first = data(&chunk(&id, &model, json!({"role": "assistant", "content": ""}), None));
-    // The state: the job's events, and whether any token was streamed yet.
-    let events = stream::unfold(Some((rx, false)), move |state| {
-        let (id, model) = (id.clone(), model.clone());
-        async move {
-            let (mut rx, streamed) = state?;
-            match rx.recv().await {
-                Some(JobEvent::Token(text)) => {
-                    let ev = data(&chunk(&id, &model, json!({"content": text}), None));
-                    Some((stream::iter(vec![ev]), Some((rx, true))))
+}
+
+impl Chat {
+    fn whole(&self, results: &[JobResult]) -> Value {
+        let choices: Vec<Value> = results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let mut c = json!({
+                    "index": i,
+                    "message": {"role": "assistant", "content": r.text},
+                    "finish_reason": r.finish_reason.as_openai(),
+                });
+                if results.len() > 1 {
+                    c["nova"] = nova_object(r);
                 }
-                // nova's extension: a council's finished stages ride on empty-delta chunks,
-                // which OpenAI clients pass over.
-                Some(JobEvent::Stage(stage)) => {
-                    let mut c = chunk(&id, &model, json!({}), None);
-                    c["nova"] = json!({ "stage": stage });
-                    Some((stream::iter(vec![data(&c)]), Some((rx, streamed))))
-                }
-                Some(JobEvent::StageStarted(name)) => {
-                    let mut c = chunk(&id, &model, json!({}), None);
-                    c["nova"] = json!({ "stage_started": name });
-                    Some((stream::iter(vec![data(&c)]), Some((rx, streamed))))
-                }
-                Some(JobEvent::Done(r)) => {
-                    let mut v = Vec::new();
-                    if !streamed && !r.text.is_empty() {
-                        v.push(data(&chunk(&id, &model, json!({"content": r.text}), None)));
-                    }
-                    let mut last = chunk(&id, &model, json!({}), Some(r.finish_reason.as_openai()));
-                    last["nova"] = nova_object(&r);
-                    v.push(data(&last));
-                    if include_usage {
-                        let mut u = chunk(&id, &model, json!({}), None);
-                        u["choices"] = json!([]);
-                        u["usage"] = usage(&r);
-                        v.push(data(&u));
-                    }
-                    v.push(Ok(Event::default().data("[DONE]")));
-                    Some((stream::iter(v), None))
-                }
-                Some(JobEvent::Error(e)) => {
-                    Some((stream::iter(vec![data(&ApiError::from(e).body())]), None))
-                }
-                None => {
-                    let e = ApiError::from(InferError::Shutdown);
-                    Some((stream::iter(vec![data(&e.body())]), None))
-                }
-            }
-        }
-    });
-    stream::once(async move { first }).chain(events.flatten())
+                c
+            })
+            .collect();
+        json!({
+            "id": self.id,
+            "object": "chat.completion",
+            "created": now_s(),
+            "model": self.model,
+            "choices": choices,
+            "usage": choices::usage(results),
+            // The first choice's, where a single answer's has always been.
+            "nova": results.first().map(nova_object),
+        })
+    }
+
+    fn chunk(&self, index: usize, delta: Value, finish: Option<&str>) -> Value {
+        json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": now_s(),
+            "model": self.model,
+            "choices": [{"index": index, "delta": delta, "finish_reason": finish}],
+        })
+    }
+}
+
+impl choices::Shape for Chat {
+    fn opening(&self, index: usize) -> Option<Value> {
+        Some(self.chunk(index, json!({"role": "assistant", "content": ""}), None))
+    }
+
+    fn text(&self, index: usize, text: &str) -> Value {
+        self.chunk(index, json!({ "content": text }), None)
+    }
+
+    fn empty(&self, index: usize) -> Value {
+        self.chunk(index, json!({}), None)
+    }
+
+    fn finish(&self, index: usize, reason: &str) -> Value {
+        self.chunk(index, json!({}), Some(reason))
+    }
+
+    fn usage(&self, usage: Value) -> Value {
+        let mut u = self.chunk(0, json!({}), None);
+        u["choices"] = json!([]);
+        u["usage"] = usage;
+        u
+    }
 }

@@ -8,6 +8,7 @@
 //! of piling up work.
 
 mod bench;
+mod grammar;
 mod prepare;
 mod schedule;
 mod slot;

@@ -157,6 +157,17 @@ impl Call {
         if !p.stop.is_empty() {
             body["stop"] = json!(p.stop);
         }
+        match &p.format {
+            None => {}
+            Some(nova_proto::ResponseFormat::JsonObject) => {
+                body["response_format"] = json!({"type": "json_object"});
+            }
+            Some(nova_proto::ResponseFormat::JsonSchema { schema }) => {
+                // The schema was checked to be a JSON object when the request was made.
+                let schema: Value = serde_json::from_str(schema).unwrap_or_else(|_| json!({}));
+                body["response_format"] = json!({"type": "json_schema", "json_schema": {"name": "nova", "schema": schema}});
+            }
+        }
         let resume = self.req.resume.as_ref().map(|r| r.text.as_str());
         let path = match &self.req.prompt {
             Prompt::Chat(messages) => {
@@ -174,6 +185,11 @@ impl Call {
             }
             Prompt::Text(text) => {
                 body["prompt"] = json!(format!("{text}{}", resume.unwrap_or("")));
+                // llama.cpp's server reads a completion's schema from its own field.
+                if let Some(f) = &p.format {
+                    body["json_schema"] =
+                        serde_json::from_str(f.schema()).unwrap_or_else(|_| json!({}));
+                }
                 "/v1/completions"
             }
         };

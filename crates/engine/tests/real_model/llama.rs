@@ -11,7 +11,7 @@ use nova_proto::{FinishReason, Limits, Prompt, SamplingParams, TaskId, TokenEven
 use crate::{ask, chat, collect, greedy, model_path, serial};
 
 /// One SmolLM2 engine shared by the tests of this binary: loading is the slow part.
-fn smollm() -> Arc<LlamaEngine> {
+pub(crate) fn smollm() -> Arc<LlamaEngine> {
     static ENGINE: OnceLock<Arc<LlamaEngine>> = OnceLock::new();
     ENGINE
         .get_or_init(|| {
@@ -23,7 +23,7 @@ fn smollm() -> Arc<LlamaEngine> {
         .clone()
 }
 
-async fn idle(engine: &LlamaEngine) {
+pub(crate) async fn idle(engine: &LlamaEngine) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while engine.health().busy || engine.health().in_flight > 0 {
         assert!(Instant::now() < deadline, "engine stayed busy");

@@ -110,6 +110,29 @@ async fn streams_answers_from_llama_server() -> Result<(), EngineError> {
 }
 
 #[tokio::test]
+async fn a_response_format_reaches_llama_server_and_the_answer_parses() -> Result<(), EngineError> {
+    let _serial = serial().await;
+    let server = start_server().await;
+    let engine = OpenAiHttpEngine::new(OpenAiHttpConfig::new(&server.url, "smollm2-135m"))?;
+    let schema = r#"{"type":"object","properties":{"city":{"type":"string","maxLength":30}},"required":["city"]}"#;
+    let format = Some(nova_proto::ResponseFormat::JsonSchema { schema: schema.into() });
+    let params = SamplingParams { format, ..greedy(64) };
+    let (text, _) = collect(engine.submit(chat("The capital of France?", params.clone()))?).await?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+    assert!(v["city"].is_string(), "{text}");
+    // A raw prompt goes to /v1/completions, which takes the schema too.
+    let req =
+        ValidRequest::new(TaskId(4), Prompt::Text("City: ".into()), params, &Limits::default())
+            .expect("valid");
+    let (text, _) = collect(engine.submit(req)?).await?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+    assert!(v["city"].is_string(), "{text}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn upstream_errors_are_typed() -> Result<(), EngineError> {
     let _serial = serial().await;
     // Nothing listens on this port.

@@ -1,7 +1,7 @@
 //! `/api/chat` and `/api/generate`: framing, option mapping, errors.
 
 use axum::http::StatusCode;
-use nova_proto::{ChatMessage, Limits, Prompt, Role, SamplingParams, Strategy};
+use nova_proto::{ChatMessage, Limits, Prompt, ResponseFormat, Role, SamplingParams, Strategy};
 use serde_json::{json, Value};
 
 use super::{app, call, get, post, TOKEN};
@@ -95,6 +95,7 @@ async fn options_map_onto_sampling_and_routing() {
     assert_eq!((job.strategy, job.fanout), (Strategy::Vote, 3));
     assert_eq!(job.tags, ["geo", "capitals"], "normalised as the OpenAI API's are");
     assert!(job.debug && job.rag);
+    assert_eq!(p.format, None, "an empty format is free text");
     let Prompt::Chat(m) = &job.request.prompt else { panic!("{:?}", job.request.prompt) };
     let roles: Vec<Role> = m.iter().map(|m| m.role).collect();
     assert_eq!(roles, [Role::System, Role::User, Role::Assistant, Role::User]);
@@ -240,4 +241,27 @@ async fn errors_are_ollama_shaped_with_the_right_status() {
     }
     let a = get(&app, "/api/chat").await;
     assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn format_json_and_a_schema_constrain_the_answer() {
+    let (app, swarm) = app();
+    let mut body = json!({"model": "smollm2-135m", "stream": false,
+        "messages": [{"role": "user", "content": "An age?"}], "format": "json"});
+    let a = post(&app, "/api/chat", &body).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(swarm.job().request.params.format, Some(ResponseFormat::JsonObject));
+    body["format"] = json!({"type": "object", "properties": {"age": {"type": "integer"}}});
+    let a = post(&app, "/api/chat", &body).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let last = swarm.jobs().pop().expect("a second job");
+    let Some(ResponseFormat::JsonSchema { schema }) = last.request.params.format else {
+        panic!("no schema")
+    };
+    assert_eq!(schema, r#"{"properties":{"age":{"type":"integer"}},"type":"object"}"#);
+    // A schema too big to turn into a grammar is refused before any worker sees it.
+    body["format"] = json!({"type": "object", "description": "x".repeat(20_000)});
+    let a = post(&app, "/api/chat", &body).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+    assert!(a.text.contains("the JSON schema is 20034 bytes; at most 16384"), "{}", a.text);
 }

@@ -153,8 +153,11 @@ impl<'m> Scheduler<'m> {
     }
 
     fn start(&mut self, seq: usize, req: ValidRequest, tx: Tx) {
-        let prepared = match prepare(self.model, &req, self.limits.n_ctx_seq) {
-            Ok(p) => p,
+        let slot = prepare(self.model, &req, self.limits.n_ctx_seq).and_then(|prepared| {
+            Slot::new(self.model, self.admitted + 1, &req, prepared, tx.clone())
+        });
+        let mut slot = match slot {
+            Ok(s) => s,
             Err(e) => {
                 tracing::debug!(task = %req.id.fmt_short(), error = %e, "request refused");
                 // A fresh channel always has room for one event.
@@ -166,7 +169,6 @@ impl<'m> Scheduler<'m> {
         // Whatever a previous request left in these cells is not this one's.
         let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
         self.admitted += 1;
-        let mut slot = Slot::new(self.model, self.admitted, &req, prepared, tx);
         slot.follow = self.donor(&slot);
         if let Some(f) = slot.follow {
             tracing::debug!(task = %req.id.fmt_short(), shared = f.len, "sharing a prompt prefix");

@@ -9,7 +9,10 @@ use llama_cpp_2::{
 use nova_proto::{FinishReason, TaskId, TokenEvent, Usage, ValidRequest};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use super::prepare::{build_sampler, Prepared};
+use super::{
+    grammar::Constraint,
+    prepare::{build_sampler, Prepared},
+};
 use crate::{EngineError, OutputFilter};
 
 pub(super) type Tx = mpsc::Sender<Result<TokenEvent, EngineError>>;
@@ -46,6 +49,8 @@ pub(super) struct Slot {
     /// The last sampled token, not yet evaluated.
     next: Option<LlamaToken>,
     sampler: LlamaSampler,
+    /// The grammar of a JSON answer.
+    constraint: Option<Constraint>,
     filter: OutputFilter,
     max_tokens: u32,
     ignore_eos: bool,
@@ -68,12 +73,25 @@ impl Slot {
         req: &ValidRequest,
         prepared: Prepared,
         tx: Tx,
-    ) -> Self {
+    ) -> Result<Self, EngineError> {
         let mut sampler = build_sampler(model, &req.params);
         // The repetition penalties must see the resumed tokens as this answer's own, exactly as
         // the first worker's sampler did, or greedy decoding would take another path.
         sampler.accept_many(prepared.resumed());
-        Self {
+        let mut constraint =
+            req.params.format.as_ref().map(|f| Constraint::new(model, f)).transpose()?;
+        if let Some(c) = constraint.as_mut() {
+            for &t in prepared.resumed() {
+                if !c.allows(t) {
+                    return Err(EngineError::Rejected {
+                        kind: nova_proto::ErrorKind::InvalidRequest,
+                        message: "the answer to continue does not match its JSON schema".into(),
+                    });
+                }
+                c.accept(t)?;
+            }
+        }
+        Ok(Self {
             id: req.id,
             serial,
             follow: None,
@@ -83,6 +101,7 @@ impl Slot {
             pos: 0,
             next: None,
             sampler,
+            constraint,
             filter: OutputFilter::new(&req.params.stop),
             max_tokens: req.params.max_tokens,
             ignore_eos: req.params.ignore_eos,
@@ -92,7 +111,7 @@ impl Slot {
             outbox: VecDeque::new(),
             finished: false,
             released: false,
-        }
+        })
     }
 
     /// Whether its consumer has gone: the slot frees without another word.
@@ -195,7 +214,10 @@ impl Slot {
         if self.pos as u32 >= n_ctx {
             return self.finish(FinishReason::ContextFull);
         }
-        let token = self.sampler.sample(ctx, idx);
+        let token = match self.draw(model, ctx, idx) {
+            Ok(t) => t,
+            Err(e) => return self.fail(e),
+        };
         self.generated += 1;
         let vocab = model.vocab();
         if vocab.is_eog(token) && !self.ignore_eos {
@@ -217,6 +239,40 @@ impl Slot {
             return self.finish(FinishReason::ContextFull);
         }
         self.next = Some(token);
+    }
+
+    /// Draws the next token from the logits at batch index `idx`, within the grammar of a JSON
+    /// answer. Most tokens a model draws already fit the grammar, and judging one token is cheap
+    /// where judging the whole vocabulary is not, so the vocabulary is masked only when the
+    /// first draw does not fit.
+    fn draw(
+        &mut self,
+        model: &LlamaModel,
+        ctx: &LlamaContext<'_>,
+        idx: i32,
+    ) -> Result<LlamaToken, EngineError> {
+        let Some(c) = self.constraint.as_mut() else {
+            return Ok(self.sampler.sample(ctx, idx));
+        };
+        let mut candidates = ctx.token_data_array_ith(idx);
+        candidates.apply_sampler(&mut self.sampler);
+        let token = match candidates.selected_token() {
+            Some(t) if c.allows(t) => t,
+            _ => {
+                let mut candidates = ctx.token_data_array_ith(idx);
+                c.mask(&mut candidates)?;
+                candidates.apply_sampler(&mut self.sampler);
+                candidates
+                    .selected_token()
+                    .ok_or_else(|| EngineError::Decode("the sampler drew no token".into()))?
+            }
+        };
+        self.sampler.accept(token);
+        // An end of generation ends the answer; the grammar allowed it only once complete.
+        if !model.vocab().is_eog(token) {
+            c.accept(token)?;
+        }
+        Ok(token)
     }
 
     /// Ends the answer with `Done`, after what the stop filter still holds.
