@@ -1,6 +1,7 @@
 //! The gateway's HTTP API.
 //!
-//! - `POST /v1/chat/completions` (whole or SSE), `GET /v1/models`: OpenAI-compatible, so the
+//! - `POST /v1/chat/completions` and the legacy `POST /v1/completions` (whole or SSE, `n`
+//!   choices, JSON response formats), `GET /v1/models`: OpenAI-compatible, so the
 //!   official clients and `curl` work unchanged; nova's routing options ride in an optional
 //!   `nova` object.
 //! - `POST /api/chat`, `POST /api/generate` (NDJSON streams), `GET /api/tags`, `POST /api/show`,
@@ -133,6 +134,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let authed = Router::new()
         .route("/v1/chat/completions", post(openai::chat::handle))
+        .route("/v1/completions", post(openai::completions::handle))
         .route("/v1/models", get(openai::models::handle))
         .route("/v1/models/{id}", get(openai::models::one))
         .route("/v1/swarm", get(submit::swarm))

@@ -2,4 +2,5 @@
 
 pub(crate) mod chat;
 pub(crate) mod choices;
+pub(crate) mod completions;
 pub(crate) mod models;

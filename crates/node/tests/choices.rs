@@ -137,3 +137,78 @@ async fn response_formats_are_taken_and_bad_ones_are_refused_by_what_is_wrong() 
     assert_eq!(s, 422, "{v}");
     assert!(v["error"]["message"].as_str().unwrap_or_default().contains("ignore_eos"), "{v}");
 }
+
+#[tokio::test]
+async fn legacy_completions_continue_raw_text_whole_and_streamed() {
+    let g = gateway().await;
+    g.add_worker(local("a", engine("m", Script::Echo, 0), 10.0));
+    g.add_worker(local("b", engine("m", Script::Echo, 0), 10.0));
+    let app = app(&g);
+    let post = |body: Value| {
+        let app = app.clone();
+        async move { call(&app, "POST", "/v1/completions", Some(TOKEN), Some(body)).await }
+    };
+    let (s, v, _) = post(json!({"prompt": "Once upon", "max_tokens": 8})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["object"], "text_completion");
+    assert_eq!(v["choices"][0]["text"], "Once upon", "the echo engine repeats the raw prompt");
+    assert_eq!(v["choices"][0]["logprobs"], Value::Null);
+    assert!(v["usage"]["total_tokens"].as_u64() > Some(0), "{v}");
+
+    // Two prompts, two choices each, echoed: choice p * n + j is sample j of prompt p.
+    let body = json!({"prompt": ["A", "B"], "n": 2, "echo": true, "nova": {"fanout": 1}});
+    let (s, v, _) = post(body).await;
+    assert_eq!(s, 200, "{v}");
+    let texts: Vec<&str> = v["choices"]
+        .as_array()
+        .expect("choices")
+        .iter()
+        .filter_map(|c| c["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["AA", "AA", "BB", "BB"], "{v}");
+
+    let body = json!({"prompt": "Hi", "stream": true, "echo": true,
+        "stream_options": {"include_usage": true}});
+    let (s, _, text) = post(body).await;
+    assert_eq!(s, 200, "{text}");
+    let events = sse(&text);
+    let streamed: String = events.iter().filter_map(|e| e["choices"][0]["text"].as_str()).collect();
+    assert_eq!(streamed, "HiHi", "{text}");
+    assert!(events.iter().all(|e| e == "[DONE]" || e["object"] == "text_completion"), "{text}");
+    assert_eq!(events.last(), Some(&json!("[DONE]")));
+    assert!(events[events.len() - 2]["usage"].is_object(), "{text}");
+}
+
+#[tokio::test]
+async fn legacy_completions_refuse_what_nova_cannot_do_and_oversized_lists() {
+    let g = gateway().await;
+    g.add_worker(local("a", engine("m", Script::Echo, 0), 10.0));
+    let app = app(&g);
+    // Just under the body limit.
+    let many: Vec<Value> = (0..250_000).map(|_| json!("x")).collect();
+    let refused = [
+        (json!({"prompt": [1, 2, 3]}), 400, "token ids"),
+        (json!({"prompt": [[1, 2], [3]]}), 400, "token ids"),
+        (json!({"prompt": []}), 400, "empty list"),
+        (json!({"prompt": {"text": "x"}}), 400, "text or a list"),
+        (json!({"max_tokens": 4}), 400, "missing field `prompt`"),
+        (json!({"prompt": many}), 400, "at most 8"),
+        (json!({"prompt": ["a", "b", "c"], "n": 3}), 400, "9 choices"),
+        (json!({"prompt": "def f(", "suffix": "return 1"}), 400, "suffix"),
+        (json!({"prompt": "x", "logprobs": 5}), 400, "logprobs"),
+        (json!({"prompt": "x", "logit_bias": {"50256": -100}}), 400, "logit_bias"),
+        (json!({"prompt": "x", "best_of": 3}), 400, "best_of"),
+        (json!({"prompt": ""}), 422, "empty"),
+        (json!({"prompt": "x".repeat(70_000)}), 422, "65536"),
+        (json!({"prompt": "x", "max_tokens": 100_000}), 422, "max_tokens"),
+    ];
+    for (body, status, says) in refused {
+        let (s, v, _) = call(&app, "POST", "/v1/completions", Some(TOKEN), Some(body)).await;
+        assert_eq!(s, status, "{says}: {v}");
+        let msg = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(says), "{says}: {v}");
+        assert!(v.to_string().len() < 2_000, "the error echoes the input");
+    }
+    let (s, _, _) = call(&app, "POST", "/v1/completions", None, Some(json!({"prompt": "x"}))).await;
+    assert_eq!(s, 401, "the token is required");
+}

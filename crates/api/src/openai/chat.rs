@@ -29,7 +29,7 @@ pub(crate) enum Stop {
 }
 
 /// nova's extension object: routing options OpenAI clients can pass in `extra_body`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NovaOptions {
     pub(crate) strategy: Option<Strategy>,
@@ -71,7 +71,7 @@ impl NovaOptions {
 #[derive(Debug, Deserialize)]
 pub(crate) struct StreamOptions {
     #[serde(default)]
-    include_usage: bool,
+    pub(crate) include_usage: bool,
 }
 
 /// Most content parts in one message.

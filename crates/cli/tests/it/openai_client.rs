@@ -1,6 +1,8 @@
 //! The official `openai` Python client against a real gateway with two workers (issue 14,
 //! item 8): the model list and one model, a chat whole and streamed, content as a list of text
-//! parts, and a clear 400 for what nova does not do (tools, images, JSON mode).
+//! parts, `n` choices, JSON answers (JSON mode, and a Pydantic model through the client's own
+//! `parse`), legacy completions whole and streamed, and a clear 400 for what nova does not do
+//! (tools, images).
 
 use std::time::Duration;
 
@@ -37,11 +39,51 @@ chunks = [c.choices[0].delta.content or "" for c in stream if c.choices]
 print("streamed:", len(chunks), "".join(chunks))
 assert len(chunks) > 2 and "Paris" in "".join(chunks)
 
+two = client.chat.completions.create(
+    model="nova", temperature=0.9, seed=5, max_tokens=24, n=2,
+    messages=[{"role": "user", "content": "Name a fruit."}],
+    extra_body={"nova": {"strategy": "race", "fanout": 1}},
+)
+assert [c.index for c in two.choices] == [0, 1], two
+print("n=2:", [c.message.content for c in two.choices])
+
+# JSON mode: whatever the model says parses.
+import json
+obj = client.chat.completions.create(
+    model="nova", temperature=0, max_tokens=200, response_format={"type": "json_object"},
+    messages=[{"role": "user", "content": "Give the name and age of a person as JSON."}],
+)
+print("json mode:", obj.choices[0].message.content)
+assert isinstance(json.loads(obj.choices[0].message.content), dict)
+
+# A Pydantic model, as applications ask for structured output: the client sends a strict
+# schema and parses the answer into the model; every sampled answer parses.
+import pydantic
+class City(pydantic.BaseModel):
+    name: str
+    country: str
+    population: int
+for seed in (1, 2, 3):
+    parsed = client.chat.completions.parse(
+        model="nova", temperature=0.8, seed=seed, max_tokens=120, response_format=City,
+        messages=[{"role": "user", "content": "Describe Paris."}],
+    )
+    city = parsed.choices[0].message.parsed
+    print("parsed:", seed, city)
+    assert isinstance(city, City) and isinstance(city.population, int), parsed
+
+legacy = client.completions.create(model="nova", prompt="1, 2, 3, 4,", max_tokens=6, temperature=0)
+print("legacy:", repr(legacy.choices[0].text))
+assert "5" in legacy.choices[0].text and legacy.object == "text_completion"
+pieces = [c.choices[0].text for c in client.completions.create(
+    model="nova", prompt="1, 2, 3, 4,", max_tokens=6, temperature=0, stream=True) if c.choices]
+assert "".join(pieces) == legacy.choices[0].text, pieces
+
 refused = {
     "tools": dict(tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}]),
     "image": dict(messages=[{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]),
-    "json mode": dict(response_format={"type": "json_object"}),
+    "n = 9": dict(n=9),
 }
 for what, extra in refused.items():
     args = dict(model="nova", max_tokens=4, messages=[{"role": "user", "content": "Hi"}])
