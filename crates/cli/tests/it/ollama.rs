@@ -14,7 +14,7 @@ const WORKERS: [&str; 2] = ["olla-a", "olla-b"];
 
 /// Lists, shows, chats whole and streamed (with nova's routing in `options`), and checks the
 /// client's errors; prints what it saw as one JSON object.
-const SCRIPT: &str = r#"
+const SCRIPT: &str = r##"
 import json, sys, ollama
 url, token = sys.argv[1], sys.argv[2]
 client = ollama.Client(host=url, headers={"Authorization": "Bearer " + token}, timeout=120)
@@ -51,11 +51,24 @@ def status_of(call):
     return None
 
 out["unknown_model"] = status_of(lambda: client.chat(model="llama3", messages=question))
-out["format_json"] = status_of(lambda: client.chat(model="smollm2-135m", messages=question, format="json"))
+# Structured output the way Ollama's docs show it: a Pydantic model's schema as `format`.
+import pydantic
+class Country(pydantic.BaseModel):
+    name: str
+    capital: str
+r = client.chat(model="smollm2-135m", messages=[{"role": "user", "content": "Tell me about France."}],
+                format=Country.model_json_schema(), options={"temperature": 0, "num_predict": 96})
+out["format_schema"] = Country.model_validate_json(r.message.content).model_dump()
+r = client.generate(model="smollm2-135m", prompt="A person as JSON:", format="json",
+                    options={"temperature": 0, "num_predict": 200})
+out["format_json"] = json.loads(r.response)
+# A schema llama.cpp cannot enforce: the workers refuse it, and the client gets a 400.
+out["format_bad"] = status_of(lambda: client.chat(model="smollm2-135m", messages=question,
+                                                  format={"$ref": "#/$defs/missing"}))
 wrong = ollama.Client(host=url, headers={"Authorization": "Bearer not-the-token"})
 out["wrong_token"] = status_of(lambda: wrong.list())
 print(json.dumps(out))
-"#;
+"##;
 
 #[tokio::test]
 async fn the_official_ollama_client_lists_chats_and_streams_through_two_workers() {
@@ -92,11 +105,14 @@ async fn the_official_ollama_client_lists_chats_and_streams_through_two_workers(
     assert!(stream["content"].as_str().is_some_and(|c| c.contains("Paris")), "{v}");
     assert!(stream["eval_count"].as_u64().is_some_and(|n| n > 0), "{v}");
 
-    let (unknown, format) = (&v["unknown_model"], &v["format_json"]);
+    let (unknown, format) = (&v["unknown_model"], &v["format_bad"]);
     assert_eq!(unknown[0], 404, "{v}");
     assert!(unknown[1].as_str().is_some_and(|e| e.contains("not found")), "{v}");
     assert_eq!(format[0], 400, "{v}");
-    assert!(format[1].as_str().is_some_and(|e| e.contains("format")), "{v}");
+    assert!(format[1].as_str().is_some_and(|e| e.contains("JSON schema")), "{v}");
+    // The answers parsed (in the script, into the Pydantic model), whatever they say.
+    assert!(v["format_schema"]["capital"].is_string(), "{v}");
+    assert!(v["format_json"].is_object(), "{v}");
     assert_eq!(v["wrong_token"], json!([401, "wrong bearer token"]), "{v}");
 
     // The routing the client asked for in `options` reached the swarm: both workers raced.
