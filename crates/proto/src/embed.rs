@@ -168,19 +168,30 @@ impl Embeddings {
             if v.len() != width {
                 return Err(format!("vector {i} has width {}, vector 0 has {width}", v.len()));
             }
-            if !l2_normalize(v) {
+            // A vector already of unit length is kept bit for bit: normalising it again could
+            // move its last digits, and the same text must give the same vector on every path.
+            let n = norm(v);
+            if !n.is_finite() || n == 0.0 {
                 return Err(format!("vector {i} is zero or not finite"));
+            }
+            if (n - 1.0).abs() > 1e-5 {
+                l2_normalize(v);
             }
         }
         Ok(self)
     }
 }
 
+/// The Euclidean length of `v`, summed in f64 (a 16k-wide vector of f32 squares loses digits
+/// otherwise, and the squares of large f32s overflow f32).
+fn norm(v: &[f32]) -> f64 {
+    v.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>().sqrt()
+}
+
 /// Scales `v` to unit length. False (and `v` unchanged) when it has no direction: all zeros,
 /// or a value that is not finite.
 pub fn l2_normalize(v: &mut [f32]) -> bool {
-    // Summed in f64: a 16k-wide vector of f32 squares loses digits otherwise.
-    let norm = v.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>().sqrt();
+    let norm = norm(v);
     if !norm.is_finite() || norm == 0.0 {
         return false;
     }
@@ -288,6 +299,11 @@ mod tests {
             |vectors: Vec<Vec<f32>>| Embeddings { model: "m".into(), vectors, prompt_tokens: 3 };
         let ok = e(vec![vec![3.0, 4.0], vec![0.0, 2.0]]).checked(2).unwrap();
         assert_eq!(ok.vectors, vec![vec![0.6, 0.8], vec![0.0, 1.0]]);
+        // Unit vectors come back bit for bit, whatever the rounding of their length.
+        let mut unit = vec![0.1f32, 0.2, 0.3, 0.4, 0.5];
+        l2_normalize(&mut unit);
+        let nudged: Vec<f32> = unit.iter().map(|x| f32::from_bits(x.to_bits() + 1)).collect();
+        assert_eq!(e(vec![nudged.clone()]).checked(1).unwrap().vectors[0], nudged);
         assert_eq!(ok.width(), 2);
         let bad = [
             (e(vec![vec![1.0]]), 2, "1 vectors for 2 inputs"),

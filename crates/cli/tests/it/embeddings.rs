@@ -176,3 +176,19 @@ async fn the_openai_client_embeds_through_two_workers_and_either_gives_the_same_
     assert_eq!(status, 200, "{v}");
     drop((a, b));
 }
+
+#[tokio::test]
+async fn a_gateway_with_its_own_engine_embeds_on_it() {
+    let args = ["serve", "--bind", "127.0.0.1:0", "--p2p-listen", "/ip4/127.0.0.1/tcp/0"];
+    let mut args = args.to_vec();
+    args.extend(["--no-pull", "--model", "smollm2-135m", "--token", TOKEN, "--secret", SECRET]);
+    let gateway = crate::spawn(2, &args);
+    let url = gateway.wait_for("nova gateway listening on ");
+    let (status, v) = embed(&url, json!({"input": ["one", "two"], "model": "nova"})).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["model"], "smollm2-135m");
+    assert_eq!(vectors(&v).len(), 2);
+    assert_eq!(vectors(&v)[0].len(), 576);
+    let worker = v["nova"]["worker"].as_str().expect("worker");
+    assert!(worker.starts_with("local"), "the gateway's own engine answered: {worker}");
+}

@@ -160,6 +160,9 @@ impl Inner {
                     attempts.record(self, &id, e.kind(), t0);
                     attempts.busy += 1;
                     tried.remove(&id);
+                    // Its queue filled since it last reported: give it a moment before asking
+                    // again rather than spend the busy budget at once.
+                    tokio::time::sleep(POLL).await;
                 }
                 Err(e) => {
                     attempts.record(self, &id, e.kind(), t0);
