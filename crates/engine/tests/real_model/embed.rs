@@ -199,3 +199,30 @@ async fn paraphrases_versus_unrelated_sentences_measured() -> Result<(), EngineE
     assert!(para.iter().chain(&unrelated).all(|c| (-1.0001..=1.0001).contains(c)));
     Ok(())
 }
+
+#[tokio::test]
+async fn gemma_embeds_in_chunks_of_its_large_vocabulary() -> Result<(), EngineError> {
+    let _serial = serial().await;
+    let text =
+        "Rivers carry water from mountains to the sea, shaping valleys as they go. ".repeat(4);
+    let mut vectors = Vec::new();
+    for chunk in [Some(512), None] {
+        let config = LlamaConfig::new(model_path("gemma3-270m"), "gemma3-270m")
+            .with_threads(Some(2))
+            .with_embed_chunk(chunk);
+        let e =
+            tokio::task::spawn_blocking(move || LlamaEngine::load(config)).await.expect("join")?;
+        let out = embed(&e, &[&text, "short"]).await?;
+        let width = e.info().n_embd.expect("width") as usize;
+        println!("gemma3-270m, chunk {chunk:?}: width {width}, {} tokens", out.prompt_tokens);
+        assert!(out.vectors.iter().all(|v| v.len() == width && (cos(v, v) - 1.0).abs() < 1e-5));
+        vectors.push(out.vectors);
+    }
+    // The default chunk for a 262k vocabulary is 32 tokens: the long input took several.
+    for (i, (one_pass, chunked)) in vectors[0].iter().zip(&vectors[1]).enumerate() {
+        let c = cos(one_pass, chunked);
+        println!("input {i}: cosine between one pass and chunks {c:.7}");
+        assert!(c > 0.9999, "input {i}: {c}");
+    }
+    Ok(())
+}
