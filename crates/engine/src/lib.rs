@@ -1,6 +1,7 @@
 //! The engine port and its backends.
 //!
-//! An [`Engine`] turns a [`ValidRequest`] into a stream of [`TokenEvent`]s. Backends:
+//! An [`Engine`] turns a [`ValidRequest`] into a stream of [`TokenEvent`]s, and an
+//! [`EmbedRequest`] into one vector per input ([`Engine::embed`]). Backends:
 //! - [`LlamaEngine`]: llama.cpp embedded through `llama-cpp-2`, on a dedicated thread with a
 //!   bounded queue.
 //! - [`OpenAiHttpEngine`]: forwards to any OpenAI-compatible server (llama.cpp's server, Ollama).
