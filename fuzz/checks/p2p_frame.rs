@@ -5,7 +5,8 @@
 // the bundle protocol's binary chunks. Reading never panics, never allocates past the limits,
 // and every frame that decodes re-encodes to one that decodes to the same message.
 //
-// Input: one byte choosing the message type, then the stream's bytes.
+// Input: one byte choosing the message type (`E`: an embedding request, `F`: embedding reply
+// frames, else its value modulo 7), then the stream's bytes.
 
 use std::fmt::Debug;
 
@@ -13,7 +14,7 @@ use futures_util::{io::Cursor, FutureExt as _};
 use nova_p2p::{
     bundle::{self, BundleReply, BundleRequest},
     frame,
-    wire::{Membership, MembershipReply, TaskEvent, TaskRequest},
+    wire::{EmbedFrame, EmbedRequest, Membership, MembershipReply, TaskEvent, TaskRequest},
 };
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -46,6 +47,11 @@ async fn chunks(bytes: &[u8]) {
 pub(crate) fn check(data: &[u8]) {
     let Some((&which, stream)) = data.split_first() else { return };
     let read = async {
+        match which {
+            b'E' => return frames::<EmbedRequest>(stream).await,
+            b'F' => return frames::<EmbedFrame>(stream).await,
+            _ => {}
+        }
         match which % 7 {
             0 => frames::<TaskRequest>(stream).await,
             1 => frames::<TaskEvent>(stream).await,

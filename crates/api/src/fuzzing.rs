@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use nova_proto::{normalize_tags, Limits, SwarmView, ValidRequest};
 use tower::ServiceExt as _;
 
-use crate::{router, AppState, InferError, Inference, Job, JobEvents};
+use crate::{router, AppState, EmbedJob, EmbedResult, InferError, Inference, Job, JobEvents};
 
 const TOKEN: &str = "fuzz";
 
@@ -43,6 +43,29 @@ impl Inference for Refuse {
     fn metrics(&self) -> String {
         String::new()
     }
+
+    fn embed(&self, job: EmbedJob) -> BoxFuture<'_, Result<EmbedResult, InferError>> {
+        check_embed(&job);
+        Box::pin(async { Err(InferError::Shutdown) })
+    }
+}
+
+/// Panics (a finding) if an admitted embedding request breaks its bounds, does not survive the
+/// trip to a worker, or would not fit one wire frame.
+fn check_embed(job: &EmbedJob) {
+    let limits = Limits::default();
+    let r = &job.request;
+    let wire = serde_json::to_vec(r).expect("an admitted request serializes");
+    assert!(
+        wire.len() <= 1 << 20,
+        "an admitted embedding request is {} bytes on the wire",
+        wire.len()
+    );
+    let back: nova_proto::EmbedRequest = serde_json::from_slice(&wire).expect("and deserializes");
+    assert_eq!(&back, r, "the wire changes an admitted request");
+    let again = back.check(&limits);
+    assert!(again.is_ok(), "an admitted request fails validation on the worker: {again:?}");
+    assert!(job.model.as_ref().is_none_or(|m| m.len() <= nova_proto::embed::MAX_EMBED_MODEL_BYTES));
 }
 
 /// Panics (a finding) if an admitted job is out of bounds or its request does not survive the

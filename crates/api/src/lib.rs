@@ -8,6 +8,8 @@
 //!   `GET /api/ps`, `GET /api/version`: Ollama-compatible, for tools that speak only Ollama's
 //!   API; nova's routing options ride in Ollama's `options` object.
 //! - `POST /submit`: the native endpoint, with the full trace of who answered.
+//! - `POST /v1/embeddings`: OpenAI-compatible vectors, all of one request from one worker's
+//!   model.
 //! - `GET /v1/swarm`: the live cluster view. `GET /metrics`: Prometheus text.
 //! - `GET /v1/swarm/events`: the same view, live, as server-sent events (for the dashboard).
 //! - `GET /bundle/latest`, `GET /bundle/latest.sig`: the latest signed update bundle and its
@@ -47,6 +49,7 @@ pub use port::{
     Attempt, Handover, InferError, Inference, Job, JobEvent, JobEvents, JobResult, Retrieval,
     Source, Stage, Trace, VoteSummary,
 };
+pub use port::{EmbedJob, EmbedResult};
 use tokio::sync::Semaphore;
 
 /// The strategy of a request: the client's; else `race` when it set only a fanout (what a
@@ -137,6 +140,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/completions", post(openai::completions::handle))
         .route("/v1/models", get(openai::models::handle))
         .route("/v1/models/{id}", get(openai::models::one))
+        .route("/v1/embeddings", post(openai::embeddings::handle))
         .route("/v1/swarm", get(submit::swarm))
         .route("/v1/swarm/events", get(dashboard::swarm_events))
         .route("/submit", post(submit::handle))

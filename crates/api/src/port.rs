@@ -1,5 +1,7 @@
 //! The port this crate needs from the node: something that runs jobs on the swarm.
 
+mod embed;
+
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -7,6 +9,8 @@ use nova_proto::Strategy;
 use nova_proto::{FinishReason, Usage, ValidRequest};
 use serde::Serialize;
 use tokio::sync::mpsc;
+
+pub use self::embed::{EmbedJob, EmbedResult};
 
 /// A request as the swarm sees it.
 #[derive(Debug, Clone)]
@@ -315,4 +319,14 @@ pub trait Inference: Send + Sync + 'static {
 
     /// Metrics in Prometheus text format.
     fn metrics(&self) -> String;
+
+    /// Embeds `job`'s inputs on one worker that serves its model, admitted and queued like
+    /// [`Inference::run`]'s jobs. Cancel-safe: dropping the future cancels the work. The default
+    /// has no workers to ask.
+    fn embed(&self, job: EmbedJob) -> BoxFuture<'_, Result<EmbedResult, InferError>> {
+        let _ = job;
+        Box::pin(async {
+            Err(InferError::Failed { message: "this gateway does not compute embeddings".into() })
+        })
+    }
 }

@@ -53,6 +53,10 @@ pub enum EngineError {
     /// The node is paused by its device guard (battery or heat). Nothing was started.
     #[error("this worker is paused by its device guard ({0})")]
     Paused(String),
+    /// This engine cannot do this kind of work at all (embeddings on a backend that has
+    /// none). Nothing was started; another engine may do it.
+    #[error("{0}")]
+    Unsupported(String),
     /// The request itself is at fault (it breaks this node's limits, or a peer reported a
     /// client error such as a prompt too long for its context). Nothing was started, and no
     /// other node would do better.
@@ -78,6 +82,7 @@ impl EngineError {
             Self::Upstream { .. } => "upstream",
             Self::Unavailable(_) => "unavailable",
             Self::Paused(_) => "paused",
+            Self::Unsupported(_) => "unsupported",
             Self::Rejected { kind, .. } => kind.as_str(),
         }
     }
@@ -95,6 +100,7 @@ impl EngineError {
             Self::Upstream { .. } => ErrorKind::Upstream,
             Self::Unavailable(_) => ErrorKind::Unavailable,
             Self::Paused(_) => ErrorKind::Paused,
+            Self::Unsupported(_) => ErrorKind::Unsupported,
         }
     }
 
@@ -108,6 +114,7 @@ impl EngineError {
                 Self::Rejected { kind, message }
             }
             ErrorKind::Decode => Self::Decode(message),
+            ErrorKind::Unsupported => Self::Unsupported(message),
             ErrorKind::Shutdown | ErrorKind::Load | ErrorKind::Unavailable => {
                 Self::Unavailable(message)
             }

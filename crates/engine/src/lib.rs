@@ -1,6 +1,7 @@
 //! The engine port and its backends.
 //!
-//! An [`Engine`] turns a [`ValidRequest`] into a stream of [`TokenEvent`]s. Backends:
+//! An [`Engine`] turns a [`ValidRequest`] into a stream of [`TokenEvent`]s, and an
+//! [`EmbedRequest`] into one vector per input ([`Engine::embed`]). Backends:
 //! - [`LlamaEngine`]: llama.cpp embedded through `llama-cpp-2`, on a dedicated thread with a
 //!   bounded queue.
 //! - [`OpenAiHttpEngine`]: forwards to any OpenAI-compatible server (llama.cpp's server, Ollama).
@@ -17,15 +18,18 @@ use std::fmt;
 pub use backends::llama::{BenchReport, BenchSpec, BenchTest, LlamaConfig, LlamaEngine};
 pub use backends::{
     openai_http::{OpenAiHttpConfig, OpenAiHttpEngine},
-    scripted::{Script, ScriptedEngine},
+    scripted::{Script, ScriptedEngine, SCRIPTED_EMBED_DIM},
 };
 pub use error::EngineError;
-pub use nova_proto::{TokenEvent, ValidRequest};
+pub use nova_proto::{EmbedRequest, Embeddings, TokenEvent, ValidRequest};
 pub use output::OutputFilter;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// The receiving end of one generation. Dropping it cancels the generation.
 pub type TokenStream = mpsc::Receiver<Result<TokenEvent, EngineError>>;
+
+/// The receiving end of one embedding request. Dropping it cancels the request.
+pub type EmbedReply = oneshot::Receiver<Result<Embeddings, EngineError>>;
 
 /// What an engine runs and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +42,8 @@ pub struct EngineInfo {
     pub architecture: Option<String>,
     /// Context window in tokens, when known.
     pub n_ctx: Option<u32>,
+    /// Width of the model's hidden state, which is the width of its embeddings, when known.
+    pub n_embd: Option<u32>,
     /// Threads used for generation, when known.
     pub threads: Option<u32>,
     /// Requests generated at once (llama.cpp sequences decoded in one batch); 1 for an engine
@@ -82,6 +88,17 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
 
     /// Current load.
     fn health(&self) -> Health;
+
+    /// Queues `req` for embedding: one L2-normalised vector per input, all from this engine's
+    /// model. Never blocks: a full queue is [`EngineError::QueueFull`]; an engine without
+    /// embeddings says [`EngineError::Unsupported`]. Dropping the reply cancels the request.
+    fn embed(&self, req: EmbedRequest) -> Result<EmbedReply, EngineError> {
+        let _ = req;
+        Err(EngineError::Unsupported(format!(
+            "the {} backend does not compute embeddings",
+            self.info().backend
+        )))
+    }
 
     /// Entry `k - 1`: tokens per second each stream gets while `k` generate at once, as
     /// measured on recent steps (0.0: not measured yet), for `k` up to [`EngineInfo::slots`].
@@ -128,6 +145,12 @@ pub async fn collect(mut stream: TokenStream) -> Result<(String, TokenEvent), En
         }
     }
     Err(EngineError::Shutdown)
+}
+
+/// Waits for an embedding request's vectors. Cancel-safe: dropping the future drops the
+/// reply, which cancels the request.
+pub async fn embeddings(reply: EmbedReply) -> Result<Embeddings, EngineError> {
+    reply.await.map_err(|_| EngineError::Shutdown)?
 }
 
 /// Entry points for the fuzz targets under `fuzz/`; not part of the API.

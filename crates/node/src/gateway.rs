@@ -10,6 +10,7 @@ mod attempt;
 mod auto;
 mod council;
 mod dispatch;
+mod embed;
 mod ensemble;
 mod race;
 mod retrieve;
@@ -503,6 +504,13 @@ impl Inference for Gateway {
 
     fn models(&self) -> Vec<String> {
         self.inner.view().models()
+    }
+
+    fn embed(
+        &self,
+        job: nova_api::EmbedJob,
+    ) -> BoxFuture<'_, Result<nova_api::EmbedResult, InferError>> {
+        Box::pin(self.inner.clone().embed(job))
     }
 
     fn swarm(&self) -> nova_proto::SwarmView {

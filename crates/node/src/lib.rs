@@ -7,6 +7,7 @@
 
 mod bundles;
 mod device;
+mod embed;
 mod gateway;
 mod gateway_node;
 mod http_server;
@@ -44,7 +45,7 @@ pub use serve_tasks::{peer_of, run_worker, WorkerInfo};
 pub use shard_host::ShardHostConfig;
 pub use spawn_error::SpawnError;
 pub use updater::{run_updater, Announcement, OnEvent, UpdateEvent, UpdaterConfig};
-pub use worker::{Departure, LocalWorker, SwarmFull, Worker};
+pub use worker::{Departure, EmbedFuture, LocalWorker, SwarmFull, Worker};
 pub use worker_node::{GuardSettings, UpdateSettings, WorkerNode, WorkerNodeConfig};
 
 /// Milliseconds since the Unix epoch: the clock heartbeats and staleness are measured in.

@@ -136,6 +136,20 @@ impl crate::Worker for RemoteWorker {
         Some(Box::pin(crate::knowledge::query_peer(control, self.peer, query)))
     }
 
+    fn embed(&self, req: nova_proto::EmbedRequest) -> Result<crate::EmbedFuture, EngineError> {
+        let (cap, models) = {
+            let s = lock(&self.state);
+            (s.status.queue_capacity.max(1) as usize, s.status.models.clone())
+        };
+        let slot = InFlight::take(&self.in_flight, cap)?;
+        let control = lock(&self.control).clone();
+        let peer = self.peer;
+        Ok(Box::pin(async move {
+            let _slot = slot;
+            crate::embed::ask(control, peer, models, req).await
+        }))
+    }
+
     fn submit(&self, req: ValidRequest) -> Result<TokenStream, EngineError> {
         let rt = tokio::runtime::Handle::try_current()
             .map_err(|_| EngineError::Unavailable("remote workers need a tokio runtime".into()))?;
@@ -190,6 +204,26 @@ async fn run_task(
                 return Err(EngineError::from_wire(kind, message))
             }
         }
+    }
+}
+
+/// One request counted against a remote worker's queue until dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    /// Counts one more request, unless `cap` are in flight already.
+    fn take(count: &Arc<AtomicUsize>, cap: usize) -> Result<Self, EngineError> {
+        if count.fetch_add(1, Ordering::SeqCst) >= cap {
+            count.fetch_sub(1, Ordering::SeqCst);
+            return Err(EngineError::QueueFull { capacity: cap });
+        }
+        Ok(Self(count.clone()))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

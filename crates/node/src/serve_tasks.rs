@@ -134,6 +134,13 @@ pub async fn run_worker(
         }
         None => futures_util::future::Either::Right(std::future::pending::<()>()),
     };
+    // Every worker speaks the embedding protocol; its engine may still refuse (no embeddings).
+    let embeds = crate::embed::serve(
+        control.accept(nova_p2p::EMBED).map_err(|e| e.to_string())?,
+        current.clone(),
+        engine.clone(),
+        info.health.clone(),
+    );
     let task_engine = engine.clone();
     let task_health = info.health.clone();
     let serve = async move {
@@ -218,6 +225,7 @@ pub async fn run_worker(
         () = serve => Err("the task listener stopped".into()),
         () = queries => Err("the retrieval listener stopped".into()),
         () = shard_sessions => Err("the ggml-rpc listener stopped".into()),
+        () = embeds => Err("the embedding listener stopped".into()),
         r = join => r,
     }
 }

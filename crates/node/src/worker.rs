@@ -6,7 +6,7 @@ use futures_util::future::BoxFuture;
 use nova_engine::{Engine, EngineError, TokenStream};
 use nova_proto::{
     knowledge::{KnowledgeQuery, KnowledgeReply},
-    NodeStatus, Slots, ValidRequest,
+    EmbedRequest, Embeddings, NodeStatus, Slots, ValidRequest,
 };
 use nova_router::WorkerView;
 
@@ -36,6 +36,12 @@ pub trait Worker: Send + Sync + fmt::Debug + 'static {
     fn pool(&self) -> Option<nova_proto::PoolView> {
         None
     }
+    /// Starts embedding `req` on the worker's model: refused at once when it is busy or has
+    /// no embeddings, else the future of the vectors. Dropping the future cancels the work.
+    fn embed(&self, req: EmbedRequest) -> Result<EmbedFuture, EngineError> {
+        let _ = req;
+        Err(EngineError::Unsupported("this worker does not compute embeddings".into()))
+    }
     /// Asks the worker's node for passages of the documents it shares. `None` when it shares
     /// none (or is gone). The caller bounds the time.
     fn retrieve(
@@ -45,6 +51,9 @@ pub trait Worker: Send + Sync + fmt::Debug + 'static {
         None
     }
 }
+
+/// The vectors of an embedding request a worker took.
+pub type EmbedFuture = BoxFuture<'static, Result<Embeddings, EngineError>>;
 
 /// A worker that left: its membership stream closed. It stays listed (`gone`) until it is
 /// forgotten or rejoins, and counts against no limit meanwhile.
@@ -109,6 +118,11 @@ impl Worker for LocalWorker {
 
     fn submit(&self, req: ValidRequest) -> Result<TokenStream, EngineError> {
         self.engine.submit(req)
+    }
+
+    fn embed(&self, req: EmbedRequest) -> Result<EmbedFuture, EngineError> {
+        let reply = self.engine.embed(req)?;
+        Ok(Box::pin(nova_engine::embeddings(reply)))
     }
 
     fn status(&self) -> Option<NodeStatus> {

@@ -83,7 +83,16 @@ pub(crate) async fn read_len<R: AsyncRead + Unpin>(
 
 /// Reads one frame. Not cancel-safe: a partially read frame is lost.
 pub async fn read<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> Result<T, FrameError> {
-    let len = read_len(r, MAX_FRAME).await?;
+    read_max(r, MAX_FRAME).await
+}
+
+/// Reads one frame of at most `max` bytes (and never more than [`MAX_FRAME`]), for a protocol
+/// whose frames are known to be smaller. Not cancel-safe: a partially read frame is lost.
+pub async fn read_max<R: AsyncRead + Unpin, T: DeserializeOwned>(
+    r: &mut R,
+    max: usize,
+) -> Result<T, FrameError> {
+    let len = read_len(r, max.min(MAX_FRAME)).await?;
     let mut buf = vec![0u8; len];
     r.read_exact(&mut buf).await?;
     serde_json::from_slice(&buf).map_err(|e| FrameError::Malformed(e.to_string()))

@@ -15,6 +15,10 @@
 //! - [`KNOWLEDGE`]: the gateway asks a node that shares its documents for passages: one
 //!   stream per query, a [`wire::KnowledgeRequest`] out and one [`wire::KnowledgeFrame`] back.
 //!   Only nodes started with `--share-knowledge` accept the protocol at all.
+//! - [`EMBED`]: the gateway asks a worker for embeddings: one stream per request, a
+//!   [`wire::EmbedRequest`] out and [`wire::EmbedFrame`]s back (a vector per input, then the
+//!   end). A worker older than the protocol refuses it at negotiation, which the gateway
+//!   reports at once.
 //!
 //! Discovery: with [`P2pConfig::mdns`] (only on nodes bound to a LAN interface) peers find each
 //! other by mDNS; otherwise a worker dials the address it was given with [`P2p::connect`].
@@ -47,5 +51,7 @@ pub const KNOWLEDGE: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/nova
 /// Protocol of ggml-rpc sessions from a pooled model's head to a shard: llama.cpp's RPC
 /// protocol (major version 7) carried unchanged, so only swarm members reach a shard.
 pub const GGML_RPC: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/nova/ggml-rpc/7");
+/// Protocol of embedding requests from the gateway to a worker.
+pub const EMBED: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/nova/embed/1");
 /// Protocol of update bundle downloads.
 pub const BUNDLE: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/nova/bundle/1");

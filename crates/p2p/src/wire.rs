@@ -1,6 +1,7 @@
-//! Messages of the membership and task protocols. Versioned by their protocol names.
+//! Messages of the membership, task, retrieval and embedding protocols. Versioned by their
+//! protocol names.
 
-use nova_proto::{ErrorKind, TokenEvent, ValidRequest};
+use nova_proto::{embed::MAX_EMBED_DIM, ErrorKind, TokenEvent, ValidRequest};
 use serde::{Deserialize, Serialize};
 
 /// A worker's state, sent when it joins and in every heartbeat.
@@ -63,6 +64,40 @@ pub enum KnowledgeFrame {
     },
 }
 
+/// The embedding request frame, gateway → worker.
+pub type EmbedRequest = nova_proto::EmbedRequest;
+
+/// The answer to an [`EmbedRequest`], worker → gateway: one `Vector` per input, in input
+/// order, then `Done`; or an `Error` instead of whatever is left.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "frame", rename_all = "snake_case")]
+pub enum EmbedFrame {
+    /// The next input's vector, as base64 of little-endian `f32`s
+    /// (`nova_proto::embed::encode_f32le`).
+    Vector {
+        /// The vector.
+        f32le: String,
+    },
+    /// Every vector was sent.
+    Done {
+        /// The model that computed them.
+        model: String,
+        /// Tokens it read, all inputs together.
+        prompt_tokens: u32,
+    },
+    /// The worker's engine failed or refused the request.
+    Error {
+        /// Why, as a kind the gateway decides retries on.
+        kind: ErrorKind,
+        /// Human message.
+        message: String,
+    },
+}
+
+/// Largest [`EmbedFrame`] read: a vector of `MAX_EMBED_DIM` values in base64, and room for the
+/// envelope or a message.
+pub const MAX_EMBED_FRAME: usize = MAX_EMBED_DIM * 4 / 3 * 4 + 4096;
+
 #[cfg(test)]
 mod tests {
     use nova_proto::{FinishReason, Usage};
@@ -81,6 +116,20 @@ mod tests {
         ] {
             let bytes = serde_json::to_vec(&ev).unwrap();
             assert_eq!(serde_json::from_slice::<TaskEvent>(&bytes).unwrap(), ev);
+        }
+    }
+
+    #[test]
+    fn embed_frames_roundtrip_and_the_widest_vector_fits_its_bound() {
+        let widest = nova_proto::embed::encode_f32le(&vec![0.5; MAX_EMBED_DIM]);
+        for f in [
+            EmbedFrame::Vector { f32le: widest },
+            EmbedFrame::Done { model: "m".repeat(256), prompt_tokens: 3 },
+            EmbedFrame::Error { kind: ErrorKind::Unsupported, message: "no".into() },
+        ] {
+            let bytes = serde_json::to_vec(&f).unwrap();
+            assert!(bytes.len() <= MAX_EMBED_FRAME, "{}", bytes.len());
+            assert_eq!(serde_json::from_slice::<EmbedFrame>(&bytes).unwrap(), f);
         }
     }
 

@@ -28,6 +28,9 @@ pub enum ErrorKind {
     Shutdown,
     /// The model could not be loaded.
     Load,
+    /// The worker cannot do this kind of work at all (embeddings on a backend without them);
+    /// another worker may.
+    Unsupported,
     /// A kind from a newer version, or none given.
     #[serde(other)]
     Other,
@@ -46,6 +49,7 @@ impl ErrorKind {
             Self::Unavailable => "unavailable",
             Self::Shutdown => "shutdown",
             Self::Load => "load",
+            Self::Unsupported => "unsupported",
             Self::Other => "other",
         }
     }

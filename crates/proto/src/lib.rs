@@ -4,6 +4,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod calendar;
+pub mod embed;
 mod error;
 pub mod knowledge;
 mod node;
@@ -12,6 +13,7 @@ mod strategy;
 mod swarm;
 mod token;
 
+pub use embed::{EmbedInputError, EmbedRequest, Embeddings};
 pub use error::ErrorKind;
 pub use node::{NodeStatus, Slots, MAX_POOL_OFFER_MB, MAX_SLOTS};
 pub use request::{

@@ -7,6 +7,7 @@ mod chat;
 mod cors;
 mod council;
 mod edge_cases;
+mod embeddings;
 mod eval;
 mod forget;
 mod guard;

@@ -8,6 +8,7 @@
 //! of piling up work.
 
 mod bench;
+mod embed;
 mod grammar;
 mod prepare;
 mod schedule;
@@ -30,10 +31,10 @@ use llama_cpp_2::{
     llama_backend::LlamaBackend,
     model::{params::LlamaModelParams, LlamaModel},
 };
-use nova_proto::ValidRequest;
+use nova_proto::{EmbedRequest, ValidRequest};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Engine, EngineError, EngineInfo, Health, TokenStream};
+use crate::{EmbedReply, Engine, EngineError, EngineInfo, Health, TokenStream};
 
 /// Settings of an embedded llama.cpp engine.
 #[derive(Debug, Clone)]
@@ -57,6 +58,10 @@ pub struct LlamaConfig {
     /// runs the whole model here. The routes to them must be added (`nova_rpc::add_route`)
     /// before the engine starts.
     pub shards: Vec<nova_rpc::Shard>,
+    /// Tokens evaluated in one call when embedding; `None` picks as many as a fixed logits
+    /// budget holds for the model's vocabulary (see `llama/embed.rs`). Results do not depend
+    /// on it beyond float rounding.
+    pub embed_chunk: Option<u32>,
 }
 
 impl LlamaConfig {
@@ -72,7 +77,14 @@ impl LlamaConfig {
             queue_capacity: 8,
             parallel: Some(1),
             shards: Vec::new(),
+            embed_chunk: None,
         }
+    }
+
+    /// Sets the tokens evaluated per call when embedding (see [`LlamaConfig::embed_chunk`]).
+    pub fn with_embed_chunk(mut self, chunk: Option<u32>) -> Self {
+        self.embed_chunk = chunk;
+        self
     }
 
     /// Splits the model: `shards` hold layers after this node's own (see [`LlamaConfig::shards`]).
@@ -109,6 +121,7 @@ impl LlamaConfig {
 enum Job {
     Generate { req: ValidRequest, tx: mpsc::Sender<Result<nova_proto::TokenEvent, EngineError>> },
     Bench { spec: BenchSpec, reply: oneshot::Sender<Result<BenchReport, EngineError>> },
+    Embed { req: EmbedRequest, reply: embed::Reply },
 }
 
 /// Shared between the handle and the engine thread.
@@ -149,6 +162,8 @@ impl Shared {
 /// An embedded llama.cpp engine. Dropping it stops the engine thread after the running request.
 pub struct LlamaEngine {
     info: EngineInfo,
+    /// Layers sit on other devices: no embeddings (see [`Engine::embed`]).
+    split: bool,
     jobs: Option<std_mpsc::SyncSender<Job>>,
     shared: Arc<Shared>,
     thread: Option<thread::JoinHandle<()>>,
@@ -192,7 +207,13 @@ impl LlamaEngine {
             .spawn(move || engine_thread(thread_config, ready_tx, jobs_rx, thread_shared))
             .map_err(|e| load_err(format!("cannot start the engine thread: {e}")))?;
         match ready_rx.recv() {
-            Ok(Ok(info)) => Ok(Self { info, jobs: Some(jobs_tx), shared, thread: Some(thread) }),
+            Ok(Ok(info)) => Ok(Self {
+                info,
+                split: !config.shards.is_empty(),
+                jobs: Some(jobs_tx),
+                shared,
+                thread: Some(thread),
+            }),
             Ok(Err(e)) => {
                 let _ = thread.join();
                 Err(e)
@@ -247,6 +268,21 @@ impl Engine for LlamaEngine {
         // we want, and notices a dropped consumer on its next send.
         let (tx, rx) = mpsc::channel(32);
         self.enqueue(Job::Generate { req, tx })?;
+        Ok(rx)
+    }
+
+    /// Queued like a generation; the engine thread evaluates it a chunk at a time between
+    /// generation steps (see `llama/embed.rs`).
+    fn embed(&self, req: EmbedRequest) -> Result<EmbedReply, EngineError> {
+        if self.split {
+            // The embedding context would need the shards too, over the network, for a
+            // request the gateway can send to any whole model of the same name instead.
+            return Err(EngineError::Unsupported(
+                "a model split across devices does not compute embeddings".into(),
+            ));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.enqueue(Job::Embed { req, reply })?;
         Ok(rx)
     }
 
@@ -375,6 +411,7 @@ fn engine_thread(
         model: config.model_name.clone(),
         architecture: model.meta_val_str("general.architecture").ok(),
         n_ctx: Some(n_ctx_seq),
+        n_embd: u32::try_from(model.n_embd_out()).ok(),
         threads: Some(threads),
         slots: parallel as usize,
         queue_capacity: config.queue_capacity.max(1),
@@ -385,12 +422,21 @@ fn engine_thread(
     if ready.send(Ok(info)).is_err() {
         return;
     }
+    let embed = schedule::EmbedLimits {
+        window: n_ctx_seq.min(embed::MAX_WINDOW),
+        chunk: config
+            .embed_chunk
+            .unwrap_or_else(|| embed::chunk_tokens(model.n_vocab().max(1) as usize))
+            .clamp(1, embed::MAX_WINDOW),
+        threads,
+    };
     let mut scheduler = schedule::Scheduler::new(
         &model,
         ctx,
-        schedule::Limits { slots: parallel, n_ctx_seq, n_batch: config.n_batch },
+        schedule::Limits { slots: parallel, n_ctx_seq, n_batch: config.n_batch, embed },
         &shared,
         config.shards.iter().map(|s| s.link.clone()).collect(),
+        config.model_name.clone(),
     );
     let lost =
         scheduler.run(&jobs, |spec| bench::run(backend, &model, config.n_batch, threads, spec));
@@ -405,6 +451,9 @@ fn engine_thread(
                     let _ = tx.try_send(Err(e.clone()));
                 }
                 Job::Bench { reply, .. } => {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                Job::Embed { reply, .. } => {
                     let _ = reply.send(Err(e.clone()));
                 }
             }

@@ -2,16 +2,17 @@
 //! streams its server-sent events back as [`TokenEvent`]s, so a node can front an engine it does
 //! not embed.
 
+mod embed;
 pub(crate) mod sse;
 
 use std::{sync::Arc, time::Duration};
 
 use futures_util::StreamExt;
-use nova_proto::{Prompt, TokenEvent, ValidRequest};
+use nova_proto::{EmbedRequest, Prompt, TokenEvent, ValidRequest};
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
-use crate::{Engine, EngineError, EngineInfo, Health, TokenStream};
+use crate::{EmbedReply, Engine, EngineError, EngineInfo, Health, TokenStream};
 
 /// Settings of an [`OpenAiHttpEngine`].
 #[derive(Debug, Clone)]
@@ -70,6 +71,7 @@ impl OpenAiHttpEngine {
                 model: config.model.clone(),
                 architecture: None,
                 n_ctx: None,
+                n_embd: None,
                 threads: None,
                 slots: 1,
                 queue_capacity: cap,
@@ -102,6 +104,34 @@ impl Engine for OpenAiHttpEngine {
         let call =
             Call { client: self.client.clone(), config: self.config.clone(), req, context_used };
         rt.spawn(call.run(tx, permit));
+        Ok(rx)
+    }
+
+    /// Forwarded to the upstream server's `/v1/embeddings`, sharing the concurrency bound
+    /// with generations.
+    fn embed(&self, req: EmbedRequest) -> Result<EmbedReply, EngineError> {
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| {
+            EngineError::Unavailable("the openai_http engine needs a tokio runtime".into())
+        })?;
+        let permit = self
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| EngineError::QueueFull { capacity: self.info.queue_capacity })?;
+        let (mut tx, rx) = oneshot::channel();
+        let (client, config) = (self.client.clone(), self.config.clone());
+        rt.spawn(async move {
+            tokio::select! {
+                // The client went away: dropping the call closes the connection.
+                () = tx.closed() => {}
+                r = embed::call(&client, &config, req) => {
+                    // The permit goes back before the reply, so a client that sends again on
+                    // its reply finds the room it just freed.
+                    drop(permit);
+                    let _ = tx.send(r);
+                }
+            }
+        });
         Ok(rx)
     }
 

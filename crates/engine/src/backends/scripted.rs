@@ -9,10 +9,13 @@ use std::{
     time::Duration,
 };
 
-use nova_proto::{FinishReason, Prompt, TokenEvent, Usage, ValidRequest};
-use tokio::sync::{mpsc, Semaphore};
+use nova_proto::{EmbedRequest, Embeddings, FinishReason, Prompt, TokenEvent, Usage, ValidRequest};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::{Engine, EngineError, EngineInfo, Health, OutputFilter, TokenStream};
+use crate::{EmbedReply, Engine, EngineError, EngineInfo, Health, OutputFilter, TokenStream};
+
+/// Width of the scripted engine's vectors.
+pub const SCRIPTED_EMBED_DIM: usize = 32;
 
 /// What a [`ScriptedEngine`] answers.
 #[derive(Debug, Clone)]
@@ -78,6 +81,7 @@ impl ScriptedEngine {
                 model: model.into(),
                 architecture: None,
                 n_ctx: None,
+                n_embd: Some(SCRIPTED_EMBED_DIM as u32),
                 threads: None,
                 slots: 1,
                 queue_capacity: 64,
@@ -204,6 +208,62 @@ impl Engine for ScriptedEngine {
         let n = self.in_flight.load(Ordering::SeqCst);
         Health { in_flight: n, running: n, busy: n > 0, alive: true }
     }
+
+    /// Bag-of-words vectors: each lowercased word adds a fixed pseudo-random direction, so
+    /// equal texts get equal vectors and texts sharing words point alike. A script that fails
+    /// fails embeddings with the same error.
+    fn embed(&self, req: EmbedRequest) -> Result<EmbedReply, EngineError> {
+        if self.in_flight.load(Ordering::SeqCst) >= self.info.capacity() {
+            return Err(EngineError::QueueFull { capacity: self.info.queue_capacity });
+        }
+        let (tx, rx) = oneshot::channel();
+        let reply = match &self.script {
+            Script::Fail(e) | Script::FailAfter { error: e, .. } => Err(e.clone()),
+            _ => {
+                let vectors: Vec<Vec<f32>> = req.inputs.iter().map(|t| bag_of_words(t)).collect();
+                let words: usize = req.inputs.iter().map(|t| t.split_whitespace().count()).sum();
+                Ok(Embeddings {
+                    model: self.info.model.clone(),
+                    vectors,
+                    prompt_tokens: words.max(req.inputs.len()) as u32,
+                })
+            }
+        };
+        let _ = tx.send(reply);
+        Ok(rx)
+    }
+}
+
+/// The scripted vector of `text` (see [`ScriptedEngine::embed`]).
+fn bag_of_words(text: &str) -> Vec<f32> {
+    let mut v = vec![0f32; SCRIPTED_EMBED_DIM];
+    let mut add = |word: &str| {
+        // FNV-1a of the word seeds a splitmix sequence: one direction per word.
+        let mut h = 0xcbf29ce484222325u64;
+        for b in word.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
+        }
+        for x in v.iter_mut() {
+            h = h.wrapping_add(0x9E3779B97F4A7C15);
+            let mut z = h;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+            *x += ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0;
+        }
+    };
+    let mut any = false;
+    for word in text.split_whitespace() {
+        add(&word.to_lowercase());
+        any = true;
+    }
+    if !any {
+        // Whitespace alone still gets a direction of its own.
+        add(text);
+    }
+    if !nova_proto::embed::l2_normalize(&mut v) {
+        v[0] = 1.0;
+    }
+    v
 }
 
 async fn stream_words(
@@ -279,6 +339,36 @@ mod tests {
         let (text, done) = collect(e.submit(req("a b c d", params))?).await?;
         assert_eq!(text, "a b ");
         assert!(matches!(done, TokenEvent::Done { finish_reason: FinishReason::Length, .. }));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn embeddings_are_deterministic_bags_of_words() -> Result<(), EngineError> {
+        let e = ScriptedEngine::new("s", Script::Echo, Duration::from_millis(1));
+        let texts = ["the cat sat", "The cat  sat", "a dog ran far", " "];
+        let req =
+            EmbedRequest::new(TaskId(1), texts.map(String::from).to_vec(), &Limits::default())
+                .expect("valid");
+        let out = crate::embeddings(e.embed(req.clone())?).await?;
+        assert_eq!(out.model, "s");
+        assert_eq!(out.vectors.len(), 4);
+        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+        for v in &out.vectors {
+            assert_eq!(v.len(), SCRIPTED_EMBED_DIM);
+            assert!((dot(v, v) - 1.0).abs() < 1e-5);
+        }
+        assert_eq!(out.vectors[0], out.vectors[1], "case and spacing do not matter");
+        assert!(dot(&out.vectors[0], &out.vectors[2]) < 0.9);
+        assert_eq!(crate::embeddings(e.embed(req)?).await?, out, "the same every time");
+
+        let broken =
+            ScriptedEngine::new("s", Script::Fail(EngineError::Decode("x".into())), Duration::ZERO);
+        let req =
+            EmbedRequest::new(TaskId(2), vec!["a".into()], &Limits::default()).expect("valid");
+        assert_eq!(
+            crate::embeddings(broken.embed(req)?).await,
+            Err(EngineError::Decode("x".into()))
+        );
         Ok(())
     }
 

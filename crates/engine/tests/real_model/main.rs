@@ -3,6 +3,7 @@
 //! `NOVA_LLAMA_SERVER` (`scripts/build_llama_tools.sh` builds it).
 
 mod batching;
+mod embed;
 mod json;
 mod llama;
 mod openai_http;

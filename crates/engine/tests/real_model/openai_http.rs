@@ -30,6 +30,10 @@ fn free_port() -> u16 {
 }
 
 async fn start_server() -> Server {
+    start_server_with(&[]).await
+}
+
+async fn start_server_with(extra: &[&str]) -> Server {
     let bin = std::env::var("NOVA_LLAMA_SERVER").unwrap_or_else(|_| {
         panic!("NOVA_LLAMA_SERVER is not set; scripts/test.sh builds llama-server and sets it")
     });
@@ -39,6 +43,7 @@ async fn start_server() -> Server {
         .arg(model_path("smollm2-135m"))
         .args(["--host", "127.0.0.1", "--port", &port.to_string(), "-t", "2", "-c", "2048"])
         .args(["--parallel", "1"])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -165,5 +170,52 @@ async fn a_full_engine_refuses_at_once_and_a_silent_server_times_out() -> Result
     assert!(matches!(refused, Err(EngineError::QueueFull { capacity: 1 })), "{refused:?}");
     let err = collect(held).await.unwrap_err();
     assert!(matches!(err, EngineError::Unavailable(_)), "{err}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn embeddings_come_from_the_upstream_and_match_the_embedded_engine() -> Result<(), EngineError>
+{
+    let _serial = serial().await;
+    let texts = ["The cat sat on the mat.", "Share prices dropped a lot today."];
+    let req = || {
+        let inputs = texts.iter().map(|t| t.to_string()).collect();
+        nova_proto::EmbedRequest::new(TaskId(4), inputs, &Limits::default()).expect("valid")
+    };
+    let wait = |reply| async {
+        tokio::time::timeout(Duration::from_secs(60), nova_engine::embeddings(reply))
+            .await
+            .expect("timely")
+    };
+    // Without `--embeddings`, llama-server has none: a clear refusal another worker may not get.
+    let plain = start_server().await;
+    let engine = OpenAiHttpEngine::new(OpenAiHttpConfig::new(&plain.url, "smollm2-135m"))?;
+    let err = wait(engine.embed(req())?).await.unwrap_err();
+    let EngineError::Unsupported(msg) = &err else { panic!("{err:?}") };
+    assert!(msg.contains("does not serve embeddings") && msg.contains("501"), "{msg}");
+    drop(plain);
+
+    let server = start_server_with(&["--embeddings", "--pooling", "mean"]).await;
+    let engine = OpenAiHttpEngine::new(OpenAiHttpConfig::new(&server.url, "smollm2-135m"))?;
+    let upstream = wait(engine.embed(req())?).await?;
+    assert_eq!(upstream.model, "smollm2-135m");
+    assert_eq!(upstream.vectors.len(), 2);
+    assert!(upstream.prompt_tokens > 0);
+    assert_eq!(engine.health().in_flight, 0, "the slot is free once the reply is in");
+
+    // The same model through the embedded llama.cpp: the same mean-pooled vectors, up to the
+    // two llama.cpp versions' float rounding.
+    let config = nova_engine::LlamaConfig::new(model_path("smollm2-135m"), "smollm2-135m")
+        .with_threads(Some(2));
+    let local = tokio::task::spawn_blocking(move || nova_engine::LlamaEngine::load(config))
+        .await
+        .expect("join")?;
+    let ours = wait(local.embed(req())?).await?;
+    for (i, (a, b)) in ours.vectors.iter().zip(&upstream.vectors).enumerate() {
+        assert_eq!(a.len(), b.len());
+        let cos: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+        println!("input {i}: cosine between llama-server's vector and ours {cos:.6}");
+        assert!(cos > 0.99, "input {i}: {cos}");
+    }
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! runs of consecutive ids, so keeping them in order keeps a step to as few passes as possible.
 
 use std::{
+    collections::VecDeque,
     sync::{atomic::Ordering, mpsc as std_mpsc, Arc},
     time::{Duration, Instant},
 };
@@ -17,6 +18,7 @@ use nova_proto::ValidRequest;
 
 use super::{
     bench::{BenchReport, BenchSpec},
+    embed::{Embedder, Pending},
     prepare::prepare,
     slot::{Feed, Follow, Slot, Tx},
     Job, Shared,
@@ -32,6 +34,19 @@ pub(super) struct Limits {
     pub(super) n_ctx_seq: u32,
     /// Most tokens in one decode.
     pub(super) n_batch: u32,
+    /// The embedding context's shape.
+    pub(super) embed: EmbedLimits,
+}
+
+/// The shape of the embedding context, created on the first embedding request.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct EmbedLimits {
+    /// Most tokens of one input.
+    pub(super) window: u32,
+    /// Tokens evaluated in one call.
+    pub(super) chunk: u32,
+    /// Threads it evaluates with.
+    pub(super) threads: u32,
 }
 
 pub(super) struct Scheduler<'m> {
@@ -48,6 +63,12 @@ pub(super) struct Scheduler<'m> {
     shards: Vec<Arc<nova_rpc::Link>>,
     /// Set once a shard is lost: the model cannot compute any more and the engine stops.
     lost: Option<EngineError>,
+    /// The model's name, which embeddings carry.
+    name: String,
+    /// Embedding requests, oldest first; the first advances a chunk per turn.
+    embeds: VecDeque<Pending>,
+    /// The embedding context, once an embedding was asked for.
+    embedder: Option<Embedder<'m>>,
 }
 
 /// Shortest prompt prefix worth copying from another sequence rather than evaluating: a copy
@@ -65,10 +86,14 @@ impl<'m> Scheduler<'m> {
         limits: Limits,
         shared: &'m Shared,
         shards: Vec<Arc<nova_rpc::Link>>,
+        name: String,
     ) -> Self {
         Self {
             shards,
             lost: None,
+            name,
+            embeds: VecDeque::new(),
+            embedder: None,
             model,
             ctx,
             limits,
@@ -88,8 +113,70 @@ impl<'m> Scheduler<'m> {
     ) -> Option<EngineError> {
         while self.lost.is_none() && self.admit(jobs, &bench) {
             self.step();
+            self.embed_step();
         }
-        self.lost.take()
+        let lost = self.lost.take();
+        let why = lost.clone().unwrap_or(EngineError::Shutdown);
+        while let Some(job) = self.embeds.pop_front() {
+            self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+            job.finish(Some(why.clone()));
+        }
+        lost
+    }
+
+    /// Advances the oldest embedding request by one chunk, creating the embedding context
+    /// first if this is the first request; a finished or failed request is answered.
+    fn embed_step(&mut self) {
+        let Some(job) = self.embeds.front_mut() else { return };
+        let outcome = if self.shared.shutdown.load(Ordering::Relaxed) {
+            Err(EngineError::Shutdown)
+        } else if job.cancelled() {
+            tracing::debug!(task = %job.id().fmt_short(), "embedding cancelled");
+            Err(EngineError::Shutdown)
+        } else {
+            self.shared.busy.store(true, Ordering::SeqCst);
+            let e = self.limits.embed;
+            let embedder = match self.embedder.take() {
+                Some(x) => Ok(x),
+                None => Embedder::new(self.model, e.window, e.chunk, e.threads),
+            };
+            embedder.and_then(|mut x| {
+                let r = x.advance(job);
+                self.embedder = Some(x);
+                r
+            })
+        };
+        match outcome {
+            Ok(false) => return,
+            Ok(true) => {}
+            Err(ref e) => {
+                tracing::debug!(task = %job.id().fmt_short(), error = %e, "embedding failed");
+            }
+        }
+        // The books are settled before the reply goes, so a client that sends again on its
+        // reply finds the capacity it just gave back.
+        self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let job = self.embeds.pop_front();
+        let busy = self.running() > 0 || !self.embeds.is_empty();
+        self.shared.busy.store(busy, Ordering::SeqCst);
+        if let Some(job) = job {
+            job.finish(outcome.err());
+        }
+    }
+
+    /// Takes an embedding request into the queue, or refuses it at once (an input too long).
+    fn start_embed(&mut self, req: nova_proto::EmbedRequest, reply: super::embed::Reply) {
+        let window = self.limits.embed.window;
+        match Pending::new(self.model, &self.name, req, window, reply) {
+            Ok(job) => {
+                self.embeds.push_back(job);
+                self.shared.busy.store(true, Ordering::SeqCst);
+            }
+            Err((e, reply)) => {
+                self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+                let _ = reply.send(Err(e));
+            }
+        }
     }
 
     /// After a decode: a lost shard means its part of this decode was stand-in zeros, so
@@ -126,7 +213,7 @@ impl<'m> Scheduler<'m> {
         bench: &impl Fn(&BenchSpec) -> Result<BenchReport, EngineError>,
     ) -> bool {
         while let Some(seq) = self.slots.iter().position(Option::is_none) {
-            let job = if self.running() == 0 {
+            let job = if self.running() == 0 && self.embeds.is_empty() {
                 match jobs.recv() {
                     Ok(job) => job,
                     Err(_) => return false,
@@ -141,6 +228,7 @@ impl<'m> Scheduler<'m> {
             };
             match job {
                 Job::Generate { req, tx } => self.start(seq, req, tx),
+                Job::Embed { req, reply } => self.start_embed(req, reply),
                 Job::Bench { spec, reply } => {
                     self.shared.busy.store(true, Ordering::SeqCst);
                     let _ = reply.send(bench(&spec));
