@@ -9,6 +9,7 @@
 //! - `POST /submit`: the native endpoint, with the full trace of who answered.
 //! - `GET /v1/swarm`: the live cluster view. `GET /metrics`: Prometheus text.
 //! - `GET /v1/swarm/events`: the same view, live, as server-sent events (for the dashboard).
+//! - `GET /v1/strategies`: the routing strategies, each with a one-line description.
 //! - `GET /bundle/latest`, `GET /bundle/latest.sig`: the latest signed update bundle and its
 //!   manifest ([`Bundles`] port).
 //! - JSON bodies are parsed whatever their `Content-Type`, so `curl -d` works as pasted.
@@ -28,6 +29,7 @@ pub mod fuzzing;
 mod ollama;
 mod openai;
 mod port;
+mod strategies;
 mod submit;
 
 use std::sync::Arc;
@@ -136,6 +138,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{id}", get(openai::models::one))
         .route("/v1/swarm", get(submit::swarm))
         .route("/v1/swarm/events", get(dashboard::swarm_events))
+        .route("/v1/strategies", get(strategies::handle))
         .route("/submit", post(submit::handle))
         .route("/metrics", get(submit::metrics))
         .route("/bundle/latest", get(bundle::archive))
