@@ -63,7 +63,8 @@ function layout(n, w, h, r, labelled) {
 /**
  * `n` angles on an ellipse with equal arc length between neighbours (equal angles would crowd
  * the ends of a wide ellipse), starting half a step right of the top so no node sits straight
- * above the gateway. Returns [{t, room}], `room` being the arc length to the next.
+ * above the gateway; a lone node goes to the right, where its link has the most room.
+ * Returns [{t, room}], `room` being the arc length to the next.
  */
 function evenly(a, b, n) {
   const STEPS = 720;
@@ -80,7 +81,7 @@ function evenly(a, b, n) {
   const out = [];
   let i = 0;
   for (let j = 0; j < n; j++) {
-    const want = ((j + 0.5) * total) / n;
+    const want = ((j + (n === 1 ? 0.25 : 0.5)) * total) / n;
     while (i < STEPS && length[i + 1] < want) i++;
     const frac = (want - length[i]) / Math.max(1e-9, length[i + 1] - length[i]);
     out.push({ t: start + (2 * Math.PI * (i + frac)) / STEPS, room: total / n });
