@@ -5,60 +5,20 @@
 //   NOVA_WORKERS      the two workers' names, comma-separated; the second is the one killed
 //   NOVA_SCREENSHOTS  directory for the screenshots
 //   NOVA_CHROMIUM     the browser (default /usr/bin/chromium)
-// Protocol with the driver: this script prints `KILL <name>` and waits for a `KILLED` line on
-// stdin, then `DRAIN <name>` (the first worker's fake battery goes flat) and waits for
+// Protocol with the driver (see lib.mjs): this script asks `KILL <name>` and waits for
+// `KILLED`, then `DRAIN <name>` (the first worker's fake battery goes flat) and waits for
 // `DRAINED`; it prints `OK` when every check passed and exits 0, otherwise it exits 1.
 
-import { mkdirSync } from 'node:fs';
-import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
+import { check, env, need, ask as request, run, watch, login, until } from './lib.mjs';
 
-const url = need('NOVA_URL');
-const token = need('NOVA_TOKEN');
+const { url, token, shots, executablePath } = env();
 const [first, second] = need('NOVA_WORKERS').split(',');
-const shots = need('NOVA_SCREENSHOTS');
-const executablePath = process.env.NOVA_CHROMIUM || '/usr/bin/chromium';
-mkdirSync(shots, { recursive: true });
-
-function need(name) {
-  const v = process.env[name];
-  if (!v) fail(`${name} is not set`);
-  return v;
-}
-
-function fail(msg) {
-  console.error(`dashboard test failed: ${msg}`);
-  process.exit(1);
-}
-
-function check(ok, msg) {
-  if (!ok) throw new Error(msg);
-  console.log(`ok - ${msg}`);
-}
-
-const stdin = createInterface({ input: process.stdin });
-const lines = stdin[Symbol.asyncIterator]();
-async function nextLine() {
-  const { value, done } = await lines.next();
-  if (done) throw new Error('the driver closed stdin');
-  return value.trim();
-}
 
 /** The gateway's own view, to confirm what the page shows. */
 async function gateway(path) {
   const r = await fetch(url + path, { headers: { Authorization: `Bearer ${token}` } });
   if (!r.ok) throw new Error(`${path}: ${r.status}`);
   return path === '/metrics' ? r.text() : r.json();
-}
-
-async function until(what, fn, timeoutMs) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((ok) => setTimeout(ok, 200));
-  }
 }
 
 function cancelledCount(metrics) {
@@ -69,20 +29,9 @@ function cancelledCount(metrics) {
   return n;
 }
 
-/** Problems the page itself reports: script errors and CSP violations. */
-function watch(page, problems) {
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) problems.push(`console: ${m.text()}`);
-  });
-}
-
-async function login(page, t) {
-  await page.fill('#token', t);
-  await page.press('#token', 'Enter');
-}
-
-async function ask(page, prompt, { strategy = 'race', maxTokens = 48, ignoreEos = false, rag = false } = {}) {
+/** Asks in a new conversation (unless `followUp`), so each question goes without history. */
+async function ask(page, prompt, { strategy = 'race', maxTokens = 48, ignoreEos = false, rag = false, followUp = false } = {}) {
+  if (!followUp) await page.click('#conv-new');
   if (!(await page.isVisible('#strategy'))) await page.click('.opts summary');
   await page.selectOption('#strategy', strategy);
   await page.fill('#max-tokens', String(maxTokens));
@@ -93,6 +42,9 @@ async function ask(page, prompt, { strategy = 'race', maxTokens = 48, ignoreEos 
   await page.press('#prompt', 'Enter');
   return page.locator('.msg.assistant').nth(before);
 }
+
+/** The picture's node for a worker name. */
+const drawn = (name) => `#topology .tnode[data-name="${name}"]`;
 
 /** Records every distinct text the newest answer shows while it streams. */
 async function recordPartials(page) {
@@ -107,15 +59,7 @@ async function recordPartials(page) {
   });
 }
 
-const browser = await chromium.launch({
-  executablePath,
-  headless: true,
-  // Chromium refuses to start its sandbox as root (CI containers); the page is our own.
-  args: ['--no-sandbox'],
-});
-const timer = setTimeout(() => fail('no result within 300 s'), 300_000);
-
-try {
+await run(executablePath, 300_000, async (browser) => {
   const problems = [];
   const desk = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await desk.newPage();
@@ -166,6 +110,13 @@ try {
   const trace = (await answer.locator('.trace').textContent()).replace(/\s+/g, ' ');
   check(/winner (\S+)/.test(trace) && (trace.includes(first) || trace.includes(second)), `the trace names the winner: ${trace.slice(0, 140)}`);
   check(/latency \d+ ms/.test(trace) && /TTFT \d+ ms/.test(trace) && /tok\/s/.test(trace), 'the trace has latency, TTFT and tokens/s');
+  // The picture: both workers linked to the gateway, the one that answered marked.
+  const winner = /winner (\S+)/.exec(trace)[1];
+  check(await page.locator('#topology .tnode').count() === 2 && await page.locator('#topology .tlink').count() === 2
+    && await page.isVisible(drawn(first)) && await page.isVisible(drawn(second)), 'the picture shows both workers, each linked to the gateway');
+  await page.waitForSelector(`${drawn(winner)}[data-answered="won"]`);
+  check((await page.textContent('#topo-caption')).startsWith(`Last answer: ${winner} won`), `the picture marks ${winner}, who answered`);
+  check(await page.evaluate(() => document.documentElement.scrollHeight <= innerHeight), 'the desktop page itself does not scroll');
 
   // best_of_n: every candidate with its score.
   const bon = await ask(page, 'What is the capital of France?', { strategy: 'best_of_n', maxTokens: 32 });
@@ -174,6 +125,12 @@ try {
   check(scores.length === 2 && scores.every((s) => /^\d/.test(s)), `best_of_n shows both candidates' scores: ${scores}`);
   check((await bon.locator('.trace details.cand').count()) === 2, "best_of_n shows both candidates' texts");
   check((await bon.locator('.text').textContent()).trim().length > 0, 'best_of_n shows the chosen answer');
+
+  // A follow-up in the same conversation: the real model gets the history and answers.
+  const follow = await ask(page, 'And what is that city famous for?', { maxTokens: 32, followUp: true });
+  await follow.and(page.locator('[data-state="done"]')).waitFor({ timeout: 120_000 });
+  check((await follow.locator('.text').textContent()).trim().length > 0 && await page.locator('#log .msg').count() === 4,
+    'a follow-up is answered within its conversation (four messages on screen)');
 
   // council: its three stages, each with its workers and their roles, in the trace.
   const council = await ask(page, 'What is the capital of France?', { strategy: 'council', maxTokens: 24 });
@@ -248,33 +205,26 @@ try {
   await mob.screenshot({ path: `${shots}/phone.png`, fullPage: true });
 
   // Kill a worker: its connection closes and it shows as gone in the live view without a reload.
-  console.log(`KILL ${second}`);
-  check((await nextLine()) === 'KILLED', 'the driver killed the worker');
+  check((await request(`KILL ${second}`)) === 'KILLED', 'the driver killed the worker');
   const killedAt = Date.now();
   await page.waitForSelector(`.node[data-name="${second}"][data-state="gone"]`, { timeout: 15_000 });
   check((await dd(second, 'Last seen')).startsWith('left '), `${second} says when it left`);
+  await page.waitForSelector(`${drawn(second)}[data-state="gone"]`, { timeout: 5_000 });
+  console.log(`ok - the picture shows ${second} gone`);
   check(await page.isVisible(`.node[data-name="${first}"][data-state="ready"]`), `${first} stays ready`);
   console.log(`ok - ${second} shown gone ${Date.now() - killedAt} ms after the kill`);
   await mob.waitForSelector(`.node[data-name="${second}"][data-state="gone"]`, { timeout: 15_000 });
 
   // Unplug the first worker at 22 %: its guard pauses it, and the view shows that live too.
-  console.log(`DRAIN ${first}`);
-  check((await nextLine()) === 'DRAINED', "the driver drained the worker's battery");
+  check((await request(`DRAIN ${first}`)) === 'DRAINED', "the driver drained the worker's battery");
   await page.waitForSelector(`.node[data-name="${first}"][data-state="paused"]`, { timeout: 15_000 });
+  await page.waitForSelector(`${drawn(first)}[data-state="paused"]`, { timeout: 5_000 });
+  console.log(`ok - the picture shows ${first} paused`);
   check(await dd(first, 'Battery') === '22 %' && await dd(first, 'Charging') === 'no' && (await dd(first, 'Paused')).startsWith('yes'),
     `${first} shown paused on a low battery`);
   await mob.waitForSelector(`.node[data-name="${first}"][data-state="paused"]`, { timeout: 15_000 });
   await page.screenshot({ path: `${shots}/desktop-stale.png`, fullPage: true });
   await mob.screenshot({ path: `${shots}/phone-stale.png`, fullPage: true });
 
-  check(problems.length === 0, `no script errors or CSP violations${problems.length ? `: ${problems.join('; ')}` : ''}`);
-  console.log('OK');
-  clearTimeout(timer);
-  await browser.close();
-  stdin.close();
-  process.exit(0);
-} catch (e) {
-  console.error(`dashboard test failed: ${e.stack || e}`);
-  await browser.close().catch(() => {});
-  process.exit(1);
-}
+  check(problems.length === 0, `no script errors, CSP violations or dialogs${problems.length ? `: ${problems.join('; ')}` : ''}`);
+});

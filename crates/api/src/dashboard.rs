@@ -20,7 +20,7 @@ use std::{
 };
 
 use axum::{
-    extract::State,
+    extract::{Path, State},
     http::{header, HeaderValue},
     response::{
         sse::{Event, KeepAlive, Sse},
@@ -36,9 +36,24 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::{ApiError, AppState, InferError};
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
-const APP_JS: &str = include_str!("../assets/app.js");
-const APP_CSS: &str = include_str!("../assets/app.css");
-const FAVICON_SVG: &str = include_str!("../assets/favicon.svg");
+
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// The page's files under `/assets/`: name, content type, body. The scripts are ES modules that
+/// import each other by these names.
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("app.js", JS, include_str!("../assets/app.js")),
+    ("dom.js", JS, include_str!("../assets/dom.js")),
+    ("markdown.js", JS, include_str!("../assets/markdown.js")),
+    ("chat.js", JS, include_str!("../assets/chat.js")),
+    ("trace.js", JS, include_str!("../assets/trace.js")),
+    ("conversations.js", JS, include_str!("../assets/conversations.js")),
+    ("swarm.js", JS, include_str!("../assets/swarm.js")),
+    ("topology.js", JS, include_str!("../assets/topology.js")),
+    ("perf.js", JS, include_str!("../assets/perf.js")),
+    ("app.css", "text/css; charset=utf-8", include_str!("../assets/app.css")),
+    ("favicon.svg", "image/svg+xml", include_str!("../assets/favicon.svg")),
+];
 
 /// Only this origin may provide scripts, styles, images and connections; nothing may frame the
 /// page, and forms cannot post anywhere (the page sends everything with `fetch`).
@@ -62,9 +77,15 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
         .route("/index.html", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
-        .route("/assets/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
-        .route("/assets/app.css", get(|| async { asset("text/css; charset=utf-8", APP_CSS) }))
-        .route("/assets/favicon.svg", get(|| async { asset("image/svg+xml", FAVICON_SVG) }))
+        .route("/assets/{name}", get(named_asset))
+}
+
+/// One of [`ASSETS`] by name; anything else is the API's ordinary 404.
+async fn named_asset(Path(name): Path<String>) -> Response {
+    match ASSETS.iter().find(|(n, _, _)| *n == name) {
+        Some((_, ty, body)) => asset(ty, body),
+        None => ApiError::NotFound.into_response(),
+    }
 }
 
 /// One embedded file with its type and the page's security headers. `no-cache` makes browsers
@@ -146,6 +167,7 @@ mod tests {
     use tokio::sync::mpsc;
     use tower::ServiceExt as _;
 
+    use super::{ASSETS, INDEX_HTML};
     use crate::{
         router, AppState, Attempt, InferError, Inference, Job, JobEvent, JobEvents, JobResult,
         Trace,
@@ -275,20 +297,68 @@ mod tests {
 
     #[tokio::test]
     async fn assets_have_their_content_types() {
-        for (path, ty) in [
-            ("/assets/app.js", "text/javascript; charset=utf-8"),
-            ("/assets/app.css", "text/css; charset=utf-8"),
-            ("/assets/favicon.svg", "image/svg+xml"),
-            ("/index.html", "text/html; charset=utf-8"),
-        ] {
-            let (status, headers, body) = get(path, None).await;
+        let mut all: Vec<(String, &str, &str)> =
+            ASSETS.iter().map(|(n, ty, body)| (format!("/assets/{n}"), *ty, *body)).collect();
+        all.push(("/index.html".into(), "text/html; charset=utf-8", INDEX_HTML));
+        for (path, ty, want) in all {
+            let (status, headers, body) = get(&path, None).await;
             assert_eq!(status, StatusCode::OK, "{path}");
             assert_eq!(headers["content-type"], ty, "{path}");
             assert!(headers.contains_key("content-security-policy"), "{path}");
-            assert!(!text(body).await.is_empty(), "{path}");
+            assert_eq!(text(body).await, want, "{path}");
         }
-        let (status, _, _) = get("/assets/nope.js", None).await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
+        for missing in
+            ["/assets/nope.js", "/assets/", "/assets/..%2Fsrc%2Flib.rs", "/assets/app.js/x"]
+        {
+            let (status, _, _) = get(missing, None).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
+        }
+    }
+
+    /// Every `import … from './x.js'` names a served file: a module missing from [`ASSETS`]
+    /// would break the whole page in a browser and nowhere else.
+    #[test]
+    fn every_module_import_is_served() {
+        let served: Vec<&str> = ASSETS.iter().map(|(n, ..)| *n).collect();
+        for (name, _, body) in ASSETS.iter().filter(|(n, ..)| n.ends_with(".js")) {
+            for rest in body.split(" from './").skip(1) {
+                let file = rest.split('\'').next().unwrap_or_default();
+                assert!(served.contains(&file), "{name} imports {file}, which is not served");
+            }
+        }
+        assert!(INDEX_HTML.contains("src=\"/assets/app.js\""));
+    }
+
+    /// Model output must never be parsed as markup: the scripts build DOM with createElement
+    /// and textContent only.
+    #[test]
+    fn no_script_parses_markup() {
+        for (name, _, body) in ASSETS.iter().filter(|(n, ..)| n.ends_with(".js")) {
+            for sink in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+                "DOMParser",
+                "eval(",
+            ] {
+                assert!(!body.contains(sink), "{name} uses {sink}");
+            }
+        }
+    }
+
+    /// The page trims what it sends to the gateway's request limits; they must be the same.
+    #[test]
+    fn the_pages_request_limits_are_the_gateways() {
+        let js = ASSETS.iter().find(|(n, ..)| *n == "conversations.js").map(|(_, _, b)| *b);
+        let js = js.expect("conversations.js is served");
+        let limits = Limits::default();
+        let messages = format!("export const MAX_MESSAGES = {};", limits.max_messages);
+        assert!(js.contains(&messages), "conversations.js lacks {messages}");
+        assert_eq!(limits.max_prompt_bytes % 1024, 0);
+        let bytes =
+            format!("export const MAX_PROMPT_BYTES = {} * 1024;", limits.max_prompt_bytes / 1024);
+        assert!(js.contains(&bytes), "conversations.js lacks {bytes}");
     }
 
     #[tokio::test]

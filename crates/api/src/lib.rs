@@ -12,6 +12,7 @@
 //!   model.
 //! - `GET /v1/swarm`: the live cluster view. `GET /metrics`: Prometheus text.
 //! - `GET /v1/swarm/events`: the same view, live, as server-sent events (for the dashboard).
+//! - `GET /v1/strategies`: the routing strategies, each with a one-line description.
 //! - `GET /bundle/latest`, `GET /bundle/latest.sig`: the latest signed update bundle and its
 //!   manifest ([`Bundles`] port).
 //! - JSON bodies are parsed whatever their `Content-Type`, so `curl -d` works as pasted.
@@ -32,6 +33,7 @@ pub mod fuzzing;
 mod ollama;
 mod openai;
 mod port;
+mod strategies;
 mod submit;
 
 use std::sync::Arc;
@@ -143,6 +145,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/embeddings", post(openai::embeddings::handle))
         .route("/v1/swarm", get(submit::swarm))
         .route("/v1/swarm/events", get(dashboard::swarm_events))
+        .route("/v1/strategies", get(strategies::handle))
         .route("/submit", post(submit::handle))
         .route("/metrics", get(submit::metrics))
         .route("/bundle/latest", get(bundle::archive))

@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A routing strategy. Adding one means a variant here, its orchestration in the node's
-/// `gateway/` and an entry in the dashboard's list.
+/// A routing strategy. Adding one means a variant here (with its [`Strategy::description`]) and
+/// its orchestration in the node's `gateway/`; `GET /v1/strategies` and the dashboard list it
+/// from [`Strategy::ALL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
@@ -38,6 +39,17 @@ impl Strategy {
             Self::Auto => "auto",
         }
     }
+
+    /// One line for people choosing a strategy (the dashboard's list, `GET /v1/strategies`).
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::Race => "fastest answer wins",
+            Self::BestOfN => "answers are scored, the best is kept",
+            Self::Vote => "the most common answer wins",
+            Self::Council => "members rank each other, a chairman answers",
+            Self::Auto => "the swarm decides from what it measured",
+        }
+    }
 }
 
 impl std::fmt::Display for Strategy {
@@ -59,5 +71,16 @@ mod tests {
         }
         assert!(serde_json::from_str::<Strategy>("\"majority\"").is_err());
         assert_eq!(Strategy::default(), Strategy::Auto);
+    }
+
+    #[test]
+    fn every_strategy_is_listed_once_with_a_short_description() {
+        let mut seen = std::collections::HashSet::new();
+        for s in Strategy::ALL {
+            assert!(seen.insert(s), "{s} listed twice");
+            let d = s.description();
+            assert!(!d.is_empty() && d.len() <= 80 && !d.contains('\n'), "{s}: {d:?}");
+        }
+        assert_eq!(Strategy::ALL[0], Strategy::default(), "the default comes first in a list");
     }
 }
