@@ -131,6 +131,19 @@ def body(subject, fmt, tokens, nova):
     return b
 
 
+def decode(v):
+    """Tokens after the first and the time they took, as each server reports it: llama-server's
+    own timings, nova's trace (the time from the first token to the end). Prompt processing and
+    HTTP are out of it, so answers of different lengths compare."""
+    if "timings" in v:
+        # llama-server's own predicted_per_second: its clock starts once the first token is out.
+        return v["timings"]["predicted_n"], v["timings"]["predicted_ms"] / 1000
+    trace = v.get("nova") or {}
+    if trace.get("ttft_ms") is None:
+        return 0, 0.0
+    return max(v["usage"]["completion_tokens"] - 1, 0), (trace["latency_ms"] - trace["ttft_ms"]) / 1000
+
+
 def measure(args, name, path):
     tmp = tempfile.mkdtemp(prefix="bench-json-")
     procs = []
@@ -139,7 +152,8 @@ def measure(args, name, path):
         procs.append(np_)
         sp, surl = start_server(args.server, path, args.threads, args.ctx, tmp)
         procs.append(sp)
-        stats = {(m, s): {"tokens": 0, "wall": 0.0, "n": 0, "parsed": 0, "valid": 0, "stop": 0}
+        stats = {(m, s): {"tokens": 0, "wall": 0.0, "n": 0, "parsed": 0, "valid": 0, "stop": 0,
+                          "dec_tokens": 0, "dec_s": 0.0}
                  for m in MODES for s in ("nova", "llama-server")}
         for side, url in (("nova", nurl), ("llama-server", surl)):  # warm-up
             post(url, body(SUBJECTS[0], None, 8, side == "nova"), "t")
@@ -151,6 +165,9 @@ def measure(args, name, path):
                         st = stats[(mode, side)]
                         text = v["choices"][0]["message"]["content"]
                         st["tokens"] += v["usage"]["completion_tokens"]
+                        n, secs = decode(v)
+                        st["dec_tokens"] += n
+                        st["dec_s"] += secs
                         st["wall"] += wall
                         st["n"] += 1
                         st["stop"] += v["choices"][0]["finish_reason"] == "stop"
@@ -188,19 +205,25 @@ def main():
         name, path = pair.split("=", 1)
         stats = measure(args, name, path)
         print(f"### {name}\n")
-        print("| mode | server | tok/s | nova / llama-server | parses | matches schema | "
+        print("| mode | server | tok/s, whole requests | nova / llama-server | decode tok/s | "
+              "nova / llama-server | tokens per answer | parses | matches schema | "
               "ended by itself |")
-        print("|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for mode in MODES:
-            speeds = {}
+            speeds, dec = {}, {}
             for side in ("nova", "llama-server"):
                 st = stats[(mode, side)]
                 speeds[side] = st["tokens"] / st["wall"] if st["wall"] else 0.0
+                dec[side] = st["dec_tokens"] / st["dec_s"] if st["dec_s"] else 0.0
             for side in ("nova", "llama-server"):
                 st = stats[(mode, side)]
-                ratio = f"{speeds['nova'] / speeds['llama-server']:.2f}" if side == "nova" else ""
-                print(f"| {mode} | {side} | {speeds[side]:.1f} | {ratio} | "
-                      f"{st['parsed']}/{st['n']} | {st['valid']}/{st['n']} | {st['stop']}/{st['n']} |")
+                first = side == "nova"
+                ratio = f"{speeds['nova'] / speeds['llama-server']:.2f}" if first else ""
+                dratio = (f"{dec['nova'] / dec['llama-server']:.2f}"
+                          if first and dec["llama-server"] else "")
+                print(f"| {mode} | {side} | {speeds[side]:.1f} | {ratio} | {dec[side]:.1f} | "
+                      f"{dratio} | {st['tokens'] / max(st['n'], 1):.0f} | {st['parsed']}/{st['n']} | "
+                      f"{st['valid']}/{st['n']} | {st['stop']}/{st['n']} |")
         print()
     ended = datetime.datetime.now(datetime.timezone.utc)
     print(f"Finished {ended:%H:%M} UTC.")
