@@ -409,21 +409,27 @@ impl Inner {
         err
     }
 
-    /// Queues, admits and starts `job` (see [`Inference::run`]).
-    async fn admit(
-        self: Arc<Self>,
-        job: Job,
-    ) -> Result<(OwnedSemaphorePermit, Vec<Started>, Tried), InferError> {
+    /// Refuses work once the gateway is stopping, and a model no worker serves.
+    fn check_open(&self, model: Option<&String>) -> Result<(), InferError> {
         if self.stopping.is_cancelled() {
             return Err(InferError::Shutdown);
         }
-        if let Some(m) = &job.model {
+        if let Some(m) = model {
             let view = self.view();
             if !view.workers.iter().any(|w| w.models.contains(m)) {
                 let available = view.models().join(", ");
                 return Err(InferError::UnknownModel { model: m.clone(), available });
             }
         }
+        Ok(())
+    }
+
+    /// Queues, admits and starts `job` (see [`Inference::run`]).
+    async fn admit(
+        self: Arc<Self>,
+        job: Job,
+    ) -> Result<(OwnedSemaphorePermit, Vec<Started>, Tried), InferError> {
+        self.check_open(job.model.as_ref())?;
         let until = tokio::time::Instant::now() + self.config.queue_wait.min(job.deadline);
         let _place = QueuePlace::enter(&self)?;
         let full = || InferError::Overloaded { retry_after_s: 1 };

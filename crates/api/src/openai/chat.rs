@@ -14,7 +14,7 @@ use nova_proto::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::choices::{self, nova_object};
+use super::choices;
 use crate::{body::JsonBody, ApiError, AppState, InferError, Job, JobEvent, JobEvents, JobResult};
 
 /// Default deadline of a job.
@@ -276,31 +276,13 @@ struct Chat {
 
 impl Chat {
     fn whole(&self, results: &[JobResult]) -> Value {
-        let choices: Vec<Value> = results
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let mut c = json!({
-                    "index": i,
-                    "message": {"role": "assistant", "content": r.text},
-                    "finish_reason": r.finish_reason.as_openai(),
-                });
-                if results.len() > 1 {
-                    c["nova"] = nova_object(r);
-                }
-                c
-            })
-            .collect();
-        json!({
-            "id": self.id,
-            "object": "chat.completion",
-            "created": now_s(),
-            "model": self.model,
-            "choices": choices,
-            "usage": choices::usage(results),
-            // The first choice's, where a single answer's has always been.
-            "nova": results.first().map(nova_object),
-        })
+        choices::whole(
+            "chat.completion",
+            &self.id,
+            &self.model,
+            results,
+            |_, r| json!({"message": {"role": "assistant", "content": r.text}}),
+        )
     }
 
     fn chunk(&self, index: usize, delta: Value, finish: Option<&str>) -> Value {

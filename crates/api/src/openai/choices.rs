@@ -68,6 +68,40 @@ pub(crate) fn usage<'a>(results: impl IntoIterator<Item = &'a JobResult>) -> Val
     json!({"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c})
 }
 
+/// A whole answer of `n` choices: `object` with each result as `choice` spells it, its index
+/// and finish reason, usage over all choices, and nova's trace (the first choice's at the top,
+/// where a single answer's has always been; each choice's own when there are several).
+pub(crate) fn whole(
+    object: &str,
+    id: &str,
+    model: &str,
+    results: &[JobResult],
+    choice: impl Fn(usize, &JobResult) -> Value,
+) -> Value {
+    let choices: Vec<Value> = results
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut c = choice(i, r);
+            c["index"] = json!(i);
+            c["finish_reason"] = json!(r.finish_reason.as_openai());
+            if results.len() > 1 {
+                c["nova"] = nova_object(r);
+            }
+            c
+        })
+        .collect();
+    json!({
+        "id": id,
+        "object": object,
+        "created": super::chat::now_s(),
+        "model": model,
+        "choices": choices,
+        "usage": usage(results),
+        "nova": results.first().map(nova_object),
+    })
+}
+
 /// nova's extension object of a finished answer: the trace, and the sources of a grounded
 /// answer.
 pub(crate) fn nova_object(r: &JobResult) -> Value {

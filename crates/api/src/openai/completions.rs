@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::{
     chat::{now_s, task_id, NovaOptions, Stop, StreamOptions},
-    choices::{self, nova_object, MAX_CHOICES},
+    choices::{self, MAX_CHOICES},
 };
 use crate::{body::JsonBody, ApiError, AppState, JobResult};
 
@@ -179,31 +179,9 @@ struct Completion {
 
 impl Completion {
     fn whole(&self, results: &[JobResult], echoed: &[String]) -> Value {
-        let choices: Vec<Value> = results
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let prefix = echoed.get(i).map_or("", String::as_str);
-                let mut c = json!({
-                    "index": i,
-                    "text": format!("{prefix}{}", r.text),
-                    "logprobs": null,
-                    "finish_reason": r.finish_reason.as_openai(),
-                });
-                if results.len() > 1 {
-                    c["nova"] = nova_object(r);
-                }
-                c
-            })
-            .collect();
-        json!({
-            "id": self.id,
-            "object": "text_completion",
-            "created": now_s(),
-            "model": self.model,
-            "choices": choices,
-            "usage": choices::usage(results),
-            "nova": results.first().map(nova_object),
+        choices::whole("text_completion", &self.id, &self.model, results, |i, r| {
+            let prefix = echoed.get(i).map_or("", String::as_str);
+            json!({"text": format!("{prefix}{}", r.text), "logprobs": null})
         })
     }
 

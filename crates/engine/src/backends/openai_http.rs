@@ -82,14 +82,10 @@ impl OpenAiHttpEngine {
             client,
         })
     }
-}
 
-impl Engine for OpenAiHttpEngine {
-    fn info(&self) -> &EngineInfo {
-        &self.info
-    }
-
-    fn submit(&self, req: ValidRequest) -> Result<TokenStream, EngineError> {
+    /// The runtime to run a call on and its place among the calls in flight: generations and
+    /// embeddings share the one bound.
+    fn admit(&self) -> Result<(tokio::runtime::Handle, OwnedSemaphorePermit), EngineError> {
         let rt = tokio::runtime::Handle::try_current().map_err(|_| {
             EngineError::Unavailable("the openai_http engine needs a tokio runtime".into())
         })?;
@@ -98,6 +94,17 @@ impl Engine for OpenAiHttpEngine {
             .clone()
             .try_acquire_owned()
             .map_err(|_| EngineError::QueueFull { capacity: self.info.queue_capacity })?;
+        Ok((rt, permit))
+    }
+}
+
+impl Engine for OpenAiHttpEngine {
+    fn info(&self) -> &EngineInfo {
+        &self.info
+    }
+
+    fn submit(&self, req: ValidRequest) -> Result<TokenStream, EngineError> {
+        let (rt, permit) = self.admit()?;
         let (tx, rx) = mpsc::channel(32);
         let mut req = req;
         let context_used = crate::ground_by_estimate(&mut req, self.info.n_ctx);
@@ -110,14 +117,7 @@ impl Engine for OpenAiHttpEngine {
     /// Forwarded to the upstream server's `/v1/embeddings`, sharing the concurrency bound
     /// with generations.
     fn embed(&self, req: EmbedRequest) -> Result<EmbedReply, EngineError> {
-        let rt = tokio::runtime::Handle::try_current().map_err(|_| {
-            EngineError::Unavailable("the openai_http engine needs a tokio runtime".into())
-        })?;
-        let permit = self
-            .slots
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| EngineError::QueueFull { capacity: self.info.queue_capacity })?;
+        let (rt, permit) = self.admit()?;
         let (mut tx, rx) = oneshot::channel();
         let (client, config) = (self.client.clone(), self.config.clone());
         rt.spawn(async move {

@@ -101,16 +101,7 @@ impl Inner {
     }
 
     async fn embed_inner(&self, job: &EmbedJob, t0: Instant) -> Result<EmbedResult, InferError> {
-        if self.stopping.is_cancelled() {
-            return Err(InferError::Shutdown);
-        }
-        if let Some(m) = &job.model {
-            let view = self.view();
-            if !view.workers.iter().any(|w| w.models.contains(m)) {
-                let available = view.models().join(", ");
-                return Err(InferError::UnknownModel { model: m.clone(), available });
-            }
-        }
+        self.check_open(job.model.as_ref())?;
         let until = tokio::time::Instant::now() + self.config.queue_wait.min(job.deadline);
         let full = || InferError::Overloaded { retry_after_s: 1 };
         let _permit = {
