@@ -9,7 +9,7 @@
 // `KILLED`, then `DRAIN <name>` (the first worker's fake battery goes flat) and waits for
 // `DRAINED`; it prints `OK` when every check passed and exits 0, otherwise it exits 1.
 
-import { check, env, need, ask as request, run, watch, login, until } from './lib.mjs';
+import { check, env, need, ask as request, run, send, watch, login, until } from './lib.mjs';
 
 const { url, token, shots, executablePath } = env();
 const [first, second] = need('NOVA_WORKERS').split(',');
@@ -32,15 +32,7 @@ function cancelledCount(metrics) {
 /** Asks in a new conversation (unless `followUp`), so each question goes without history. */
 async function ask(page, prompt, { strategy = 'race', maxTokens = 48, ignoreEos = false, rag = false, followUp = false } = {}) {
   if (!followUp) await page.click('#conv-new');
-  if (!(await page.isVisible('#strategy'))) await page.click('.opts summary');
-  await page.selectOption('#strategy', strategy);
-  await page.fill('#max-tokens', String(maxTokens));
-  await page.setChecked('#ignore-eos', ignoreEos);
-  await page.setChecked('#rag', rag);
-  await page.fill('#prompt', prompt);
-  const before = await page.locator('.msg.assistant').count();
-  await page.press('#prompt', 'Enter');
-  return page.locator('.msg.assistant').nth(before);
+  return send(page, prompt, { strategy, maxTokens, ignoreEos, rag });
 }
 
 /** The picture's node for a worker name. */

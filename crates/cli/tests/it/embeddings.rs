@@ -93,16 +93,7 @@ async fn name_of(url: &str, id: &str) -> String {
 
 #[tokio::test]
 async fn the_openai_client_embeds_through_two_workers_and_either_gives_the_same_vectors() {
-    let python = match std::env::var("NOVA_OPENAI_PYTHON") {
-        Ok(p) => p,
-        Err(_) => {
-            assert!(std::env::var_os("CI").is_none(), "CI is set and NOVA_OPENAI_PYTHON is not");
-            eprintln!(
-                "\n!!!!! SKIPPED: NOVA_OPENAI_PYTHON is not set (scripts/test.sh sets it) !!!!!\n"
-            );
-            return;
-        }
-    };
+    let Some(python) = crate::client_python("NOVA_OPENAI_PYTHON") else { return };
     let (_g, url, join) = crate::spawn_gateway(TOKEN, SECRET, &[]);
     let mut a = Some(crate::swarm_worker(&join, SECRET, "emb-a", &[]));
     let mut b = Some(crate::swarm_worker(&join, SECRET, "emb-b", &[]));

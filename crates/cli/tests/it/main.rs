@@ -201,6 +201,17 @@ pub(crate) fn output_lines(child: &mut Child) -> mpsc::Receiver<String> {
     lines
 }
 
+/// The python that `var` names (a venv `scripts/test.sh` installs an official client in), or
+/// `None` with a loud note when it is not set; under CI a missing one fails the test instead.
+pub(crate) fn client_python(var: &str) -> Option<std::ffi::OsString> {
+    let python = std::env::var_os(var);
+    if python.is_none() {
+        assert!(std::env::var_os("CI").is_none(), "CI is set and {var} is not");
+        eprintln!("\n!!!!! SKIPPED: {var} is not set (scripts/test.sh sets it) !!!!!\n");
+    }
+    python
+}
+
 /// Runs `python -c script args…` on a blocking thread (the official clients' tests).
 pub(crate) async fn run_python(
     python: impl Into<std::ffi::OsString>,

@@ -101,16 +101,7 @@ print("OK")
 
 #[tokio::test]
 async fn the_official_openai_client_lists_chats_and_streams_through_two_workers() {
-    let python = match std::env::var("NOVA_OPENAI_PYTHON") {
-        Ok(p) => p,
-        Err(_) => {
-            assert!(std::env::var_os("CI").is_none(), "CI is set and NOVA_OPENAI_PYTHON is not");
-            eprintln!(
-                "\n!!!!! SKIPPED: NOVA_OPENAI_PYTHON is not set (scripts/test.sh sets it) !!!!!\n"
-            );
-            return;
-        }
-    };
+    let Some(python) = crate::client_python("NOVA_OPENAI_PYTHON") else { return };
     let (_g, url, join) = crate::spawn_gateway(TOKEN, SECRET, &[]);
     let _a = crate::swarm_worker(&join, SECRET, "oa-a", &[]);
     let _b = crate::swarm_worker(&join, SECRET, "oa-b", &[]);
