@@ -119,14 +119,7 @@ mod tests {
             vec![]
         }
         fn swarm(&self) -> nova_proto::SwarmView {
-            nova_proto::SwarmView {
-                now_ms: 0,
-                stale_after_ms: 0,
-                forget_after_ms: None,
-                models: vec![],
-                workers: vec![],
-                pools: vec![],
-            }
+            nova_proto::SwarmView::default()
         }
         fn metrics(&self) -> String {
             String::new()

@@ -30,14 +30,7 @@ impl Inference for Refuse {
     }
 
     fn swarm(&self) -> SwarmView {
-        SwarmView {
-            now_ms: 0,
-            stale_after_ms: 0,
-            forget_after_ms: None,
-            models: Vec::new(),
-            workers: Vec::new(),
-            pools: vec![],
-        }
+        SwarmView::default()
     }
 
     fn metrics(&self) -> String {

@@ -65,14 +65,7 @@ mod tests {
             Vec::new()
         }
         fn swarm(&self) -> SwarmView {
-            SwarmView {
-                now_ms: 0,
-                stale_after_ms: 0,
-                forget_after_ms: None,
-                models: Vec::new(),
-                workers: Vec::new(),
-                pools: Vec::new(),
-            }
+            SwarmView::default()
         }
         fn metrics(&self) -> String {
             String::new()

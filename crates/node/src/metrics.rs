@@ -211,14 +211,7 @@ mod tests {
             m.attempt(&format!("w{i}"), "won");
         }
         m.attempt("w0", "lost");
-        let page = m.render(&SwarmView {
-            now_ms: 0,
-            stale_after_ms: 0,
-            forget_after_ms: None,
-            models: vec![],
-            workers: vec![],
-            pools: vec![],
-        });
+        let page = m.render(&SwarmView::default());
         let series = page.lines().filter(|l| l.starts_with("nova_attempts_total{")).count();
         assert_eq!(series, MAX_WORKER_SERIES + 2, "{MAX_WORKER_SERIES} workers, other, w0 lost");
         assert!(

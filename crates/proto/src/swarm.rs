@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::NodeStatus;
 
 /// A snapshot of every worker the gateway knows, live or recently departed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SwarmView {
     /// The gateway's clock when the snapshot was taken, in ms since the Unix epoch. Every other
     /// time in the view is on this clock.
